@@ -1,0 +1,93 @@
+//! The Keystone v3 HTTP API of a shard: one file per resource, routes
+//! assembled here. Handlers take the [`AppState`], a [`Caller`] where the
+//! route needs authentication, and return `Result<Response, Error>`; errors
+//! become Keystone bodies in one place ([`crate::error`]).
+//!
+//! [`Caller`]: crate::policy::Caller
+
+mod assignments;
+mod auth;
+pub mod body;
+mod catalog;
+mod domains;
+mod health;
+mod projects;
+mod roles;
+mod unsupported;
+mod users;
+mod version;
+
+use crate::error::api_response;
+use crate::state::AppState;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use keyfed_shared::error::{ApiError, ErrorKind};
+use serde_json::{json, Value};
+
+/// Every route of the shard's public API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(version::routes())
+        .merge(health::routes())
+        .merge(auth::routes())
+        .merge(domains::routes())
+        .merge(projects::routes())
+        .merge(users::routes())
+        .merge(roles::routes())
+        .merge(assignments::routes())
+        .merge(catalog::routes())
+        .merge(unsupported::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    api_response(&ApiError::new(
+        ErrorKind::NotFound,
+        "The resource could not be found.",
+    ))
+}
+
+async fn method_not_allowed() -> Response {
+    api_response(&ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        "The method is not allowed for the requested URL.",
+    ))
+}
+
+/// `{"self": <base>/v3/<path>}`.
+pub(crate) fn links(state: &AppState, path: &str) -> Value {
+    json!({"self": format!("{}/v3/{path}", state.public_url)})
+}
+
+/// A collection body: `{"<key>": [...], "links": {...}}`.
+pub(crate) fn collection(state: &AppState, key: &str, path: &str, items: Vec<Value>) -> Response {
+    let body = json!({
+        key: items,
+        "links": {"self": format!("{}/v3/{path}", state.public_url), "previous": null, "next": null},
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// A single-entity body with a status.
+pub(crate) fn entity(status: StatusCode, key: &str, value: Value) -> Response {
+    (status, axum::Json(json!({ key: value }))).into_response()
+}
+
+/// Adds `links` to an entity's JSON.
+pub(crate) fn with_links(mut value: Value, state: &AppState, path: &str) -> Value {
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("links".into(), links(state, path));
+    }
+    value
+}
+
+/// Serializes a model value (which cannot fail for our types).
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,392 @@
+//! The shard's configuration file (TOML). Every field has a documented
+//! default; unknown fields are rejected; [`ShardConfig::validate`] checks
+//! values at start and names the offending field.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A configuration error naming the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file is not valid: {0}")]
+    Parse(String),
+    #[error("config field `{field}`: {problem}")]
+    Invalid { field: &'static str, problem: String },
+}
+
+fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        problem: problem.into(),
+    }
+}
+
+/// Everything a shard reads at start.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardConfig {
+    /// HTTP listener and limits.
+    pub server: ServerConfig,
+    /// This shard's identity in the federation.
+    pub shard: ShardIdentity,
+    /// Where entities are stored.
+    pub storage: StorageConfig,
+    /// Token lifetime and signing key.
+    pub tokens: TokenConfig,
+    /// Password hashing cost.
+    pub password: PasswordConfig,
+    /// Optional bootstrap run at every start (idempotent), like
+    /// `keystone-manage bootstrap`.
+    pub bootstrap: Option<BootstrapConfig>,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// HTTP listener and request limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:5000`.
+    pub listen: SocketAddr,
+    /// The URL clients reach this server at, used in `links` and as the
+    /// bootstrap catalog's identity endpoint. Default: `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes. Default 65536.
+    pub max_body_bytes: usize,
+    /// Largest total size of request headers, in bytes. Default 16384.
+    pub max_header_bytes: usize,
+    /// Seconds to let in-flight requests finish on shutdown. Default 10.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            public_url: None,
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// Who this shard is.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShardIdentity {
+    /// The shard id written into every token it signs. Default `shard-1`.
+    pub id: String,
+}
+
+impl Default for ShardIdentity {
+    fn default() -> Self {
+        Self {
+            id: "shard-1".into(),
+        }
+    }
+}
+
+/// Which store to use.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// PostgreSQL (production).
+    Postgres,
+    /// The durable on-disk embedded store (`keyfed dev`).
+    Embedded,
+}
+
+/// Storage settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `postgres` or `embedded`. Default `postgres`.
+    pub kind: StorageKind,
+    /// PostgreSQL connection string (libpq key=value or a postgres:// URL).
+    /// Default `host=127.0.0.1 user=postgres dbname=keyfed`.
+    pub url: String,
+    /// Largest number of pooled PostgreSQL connections. Default 16.
+    pub pool_size: usize,
+    /// Directory of the embedded store. Default `./keyfed-data`.
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kind: StorageKind::Postgres,
+            url: "host=127.0.0.1 user=postgres dbname=keyfed".into(),
+            pool_size: 16,
+            path: PathBuf::from("./keyfed-data"),
+        }
+    }
+}
+
+/// Token settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Token lifetime in seconds. Default 3600 (Keystone's default).
+    pub expiration_secs: u64,
+    /// How long after expiry a token may still be validated with
+    /// `allow_expired=true`, in seconds. Default 172800 (Keystone's 2 days).
+    pub allow_expired_window_secs: u64,
+    /// PKCS#8 PEM file holding the Ed25519 signing key; created (mode 0600)
+    /// when missing. Default `./keyfed-signing-key.pem`.
+    pub signing_key_file: PathBuf,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            expiration_secs: 3600,
+            allow_expired_window_secs: 2 * 24 * 3600,
+            signing_key_file: PathBuf::from("./keyfed-signing-key.pem"),
+        }
+    }
+}
+
+/// Argon2id parameters and the hashing pool bound.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Argon2id memory cost in KiB. Default 19456 (OWASP's recommendation).
+    pub memory_kib: u32,
+    /// Argon2id iterations. Default 2.
+    pub iterations: u32,
+    /// Argon2id lanes. Default 1.
+    pub parallelism: u32,
+    /// Most hashes computed at once (each on a blocking thread). Default 4.
+    pub max_concurrent: usize,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: 4,
+        }
+    }
+}
+
+/// What bootstrap creates (all idempotent).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootstrapConfig {
+    /// Admin user name. Default `admin`.
+    pub admin_username: String,
+    /// Admin password. Required (or `admin_password_env`).
+    pub admin_password: Option<String>,
+    /// Name of an environment variable holding the admin password.
+    pub admin_password_env: Option<String>,
+    /// Admin project name. Default `admin`.
+    pub project_name: String,
+    /// Region created for the identity endpoints. Default `RegionOne`.
+    pub region_id: String,
+    /// Identity endpoint URLs; each defaults to `server.public_url`.
+    pub public_url: Option<String>,
+    /// Internal identity endpoint URL.
+    pub internal_url: Option<String>,
+    /// Admin identity endpoint URL.
+    pub admin_url: Option<String>,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        Self {
+            admin_username: "admin".into(),
+            admin_password: None,
+            admin_password_env: None,
+            project_name: "admin".into(),
+            region_id: "RegionOne".into(),
+            public_url: None,
+            internal_url: None,
+            admin_url: None,
+        }
+    }
+}
+
+impl BootstrapConfig {
+    /// The admin password from the config or its environment variable.
+    pub fn password(&self) -> Result<String, ConfigError> {
+        if let Some(p) = &self.admin_password {
+            return Ok(p.clone());
+        }
+        let var = self.admin_password_env.as_deref().ok_or_else(|| {
+            invalid(
+                "bootstrap.admin_password",
+                "set admin_password or admin_password_env",
+            )
+        })?;
+        std::env::var(var).map_err(|_| {
+            invalid(
+                "bootstrap.admin_password_env",
+                format!("environment variable {var} is not set"),
+            )
+        })
+    }
+}
+
+/// Log output.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`. Default `text`.
+    pub format: String,
+    /// A tracing filter (e.g. `info,keyfed_shard=debug`). Default `info`;
+    /// the `RUST_LOG` environment variable overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl ShardConfig {
+    /// Parses and validates a TOML document.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml_str(&text)
+    }
+
+    /// The public base URL (no trailing slash).
+    pub fn public_url(&self) -> String {
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Checks every value; the error names the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let id = &self.shard.id;
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "shard.id",
+                "1-64 characters of letters, digits, '-' or '_'",
+            ));
+        }
+        if let Some(url) = &self.server.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid("server.public_url", "must start with http:// or https://"));
+            }
+        }
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if self.server.max_header_bytes < 4096 {
+            return Err(invalid("server.max_header_bytes", "must be at least 4096"));
+        }
+        if self.storage.kind == StorageKind::Postgres && self.storage.url.is_empty() {
+            return Err(invalid("storage.url", "required for the postgres store"));
+        }
+        if self.storage.pool_size == 0 {
+            return Err(invalid("storage.pool_size", "must be at least 1"));
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.tokens.expiration_secs) {
+            return Err(invalid(
+                "tokens.expiration_secs",
+                "must be between 60 and 604800",
+            ));
+        }
+        let p = &self.password;
+        if p.memory_kib < 8 * p.parallelism.max(1) {
+            return Err(invalid("password.memory_kib", "must be at least 8 × parallelism"));
+        }
+        if p.iterations == 0 {
+            return Err(invalid("password.iterations", "must be at least 1"));
+        }
+        if p.parallelism == 0 {
+            return Err(invalid("password.parallelism", "must be at least 1"));
+        }
+        if p.max_concurrent == 0 {
+            return Err(invalid("password.max_concurrent", "must be at least 1"));
+        }
+        if let Some(b) = &self.bootstrap {
+            b.password()?;
+            if b.admin_username.is_empty() {
+                return Err(invalid("bootstrap.admin_username", "must not be empty"));
+            }
+            if b.project_name.is_empty() {
+                return Err(invalid("bootstrap.project_name", "must not be empty"));
+            }
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be `text` or `json`"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        ShardConfig::default().validate().unwrap();
+        ShardConfig::from_toml_str("").unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = ShardConfig::from_toml_str("[tokens]\nexpiration_secs = 5\n").unwrap_err();
+        assert!(e.to_string().contains("tokens.expiration_secs"), "{e}");
+        let e = ShardConfig::from_toml_str("[server]\nlisten = \"nope\"\n").unwrap_err();
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = ShardConfig::from_toml_str("[bogus]\n").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = ShardConfig::from_toml_str("[bootstrap]\n").unwrap_err();
+        assert!(e.to_string().contains("bootstrap.admin_password"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn documented_example_is_valid() {
+        let text = include_str!("../../docs/example-shard.toml")
+            .replace("KEYFED_ADMIN_PASSWORD", "PATH");
+        let config = ShardConfig::from_toml_str(&text).unwrap();
+        let defaults = ShardConfig::default();
+        assert_eq!(config.server.listen, defaults.server.listen);
+        assert_eq!(config.tokens.expiration_secs, defaults.tokens.expiration_secs);
+        assert_eq!(config.password.memory_kib, defaults.password.memory_kib);
+        assert_eq!(config.storage.url, defaults.storage.url);
+    }
+}

@@ -1,0 +1,167 @@
+//! Serving: `run(config, listener, shutdown)` opens the store, builds the
+//! state, bootstraps when configured, and serves HTTP/1.1 until `shutdown`
+//! resolves, then lets in-flight requests finish within the grace period.
+//! The edge middleware adds `x-openstack-request-id`, a tracing span per
+//! request, the header-size limit and a panic guard.
+
+use crate::api;
+use crate::config::{ShardConfig, StorageKind};
+use crate::error::api_response;
+use crate::state::{AppState, Shard};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::postgres::PgStore;
+use crate::store::Store;
+use crate::ShardError;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use futures::FutureExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use keyfed_shared::error::{ApiError, ErrorKind};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+/// Header carrying the request id, as Keystone names it.
+pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+
+/// Opens the configured store.
+pub async fn open_store(config: &ShardConfig) -> Result<Arc<dyn Store>, ShardError> {
+    Ok(match config.storage.kind {
+        StorageKind::Postgres => Arc::new(PgStore::connect(&config.storage.url, config.storage.pool_size).await?),
+        StorageKind::Embedded => Arc::new(EmbeddedStore::open(&config.storage.path)?),
+    })
+}
+
+/// Builds the state (and bootstraps when configured) without serving.
+pub async fn build(config: ShardConfig) -> Result<AppState, ShardError> {
+    config.validate()?;
+    let store = open_store(&config).await?;
+    let state = Shard::new(config, store).await?;
+    if let Some(b) = state.config.bootstrap.clone() {
+        crate::bootstrap::run(&state, &b).await?;
+    }
+    Ok(state)
+}
+
+/// The full HTTP application for a state: routes plus edge middleware.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config.server.max_body_bytes;
+    let max_headers = state.config.server.max_header_bytes;
+    api::router(state)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(max_headers, edge))
+}
+
+async fn edge(State(max_headers): State<usize>, req: Request, next: Next) -> Response {
+    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id);
+    let started = Instant::now();
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let mut response = if header_bytes > max_headers {
+        api_response(&ApiError::new(ErrorKind::HeadersTooLarge, "Request headers are too large."))
+    } else {
+        AssertUnwindSafe(next.run(req))
+            .catch_unwind()
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(parent: &span, "handler panicked");
+                api_response(&ApiError::internal())
+            })
+    };
+    span.in_scope(|| {
+        tracing::debug!(status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request done")
+    });
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+/// Runs a shard until `shutdown` resolves.
+pub async fn run(
+    config: ShardConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ShardError> {
+    let state = build(config).await?;
+    spawn_pruner(state.clone());
+    let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let max_buf = (state.config.server.max_header_bytes * 4).max(64 * 1024);
+    serve(app(state), listener, shutdown, grace, max_buf).await
+}
+
+fn spawn_pruner(state: AppState) {
+    let weak = Arc::downgrade(&state);
+    drop(state);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else { break };
+            match state.prune_revocations().await {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "expired revocation events pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning revocation events failed"),
+            }
+        }
+    });
+}
+
+/// Serves `app` on `listener` (HTTP/1.1) until `shutdown`, then drains.
+pub async fn serve(
+    app: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    max_buf: usize,
+) -> Result<(), ShardError> {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .max_buf_size(max_buf);
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period elapsed with connections still open");
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The shard's shared state: one `Arc<Shard>` handed to every handler. No
+//! globals: tests build as many shards as they like in one process.
+
+use crate::config::ShardConfig;
+use crate::error::Result;
+use crate::global::GlobalData;
+use crate::keys;
+use crate::password::Hasher;
+use crate::store::Store;
+use arc_swap::ArcSwap;
+use ed25519_dalek::VerifyingKey;
+use keyfed_shared::revocation::{RevocationEvent, RevocationIndex, RevocationSubject};
+use keyfed_shared::time::now_micros;
+use keyfed_shared::token::Signer;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// Handle passed to handlers.
+pub type AppState = Arc<Shard>;
+
+/// Everything a running shard holds.
+pub struct Shard {
+    pub config: ShardConfig,
+    /// Base URL for links (no trailing slash).
+    pub public_url: String,
+    pub store: Arc<dyn Store>,
+    pub hasher: Hasher,
+    pub(crate) signer: Signer,
+    /// Keys this shard accepts, by `kid`.
+    pub(crate) keys: HashMap<String, VerifyingKey>,
+    global: ArcSwap<GlobalData>,
+    revocations: RwLock<RevocationIndex>,
+}
+
+impl Shard {
+    /// Builds the state: signing key, hasher, global data and revocations
+    /// loaded from the store.
+    pub async fn new(config: ShardConfig, store: Arc<dyn Store>) -> Result<AppState> {
+        let key = keys::load_or_create(&config.tokens.signing_key_file)?;
+        let signer = Signer::new(format!("{}.1", config.shard.id), key);
+        let keys = HashMap::from([(signer.kid().to_owned(), signer.verifying_key())]);
+        let hasher = Hasher::new(&config.password)?;
+        let global = GlobalData::load(store.as_ref()).await?;
+        let now_secs = now_micros() / 1_000_000;
+        let events = store.list_revocations(now_secs).await?;
+        Ok(Arc::new(Self {
+            public_url: config.public_url(),
+            config,
+            store,
+            hasher,
+            signer,
+            keys,
+            global: ArcSwap::from_pointee(global),
+            revocations: RwLock::new(RevocationIndex::from_events(events)),
+        }))
+    }
+
+    /// The current global-data snapshot.
+    pub fn global(&self) -> Arc<GlobalData> {
+        self.global.load_full()
+    }
+
+    /// Reloads global data after a write to domains, roles or the catalog.
+    pub async fn reload_global(&self) -> Result<()> {
+        let fresh = GlobalData::load(self.store.as_ref()).await?;
+        self.global.store(Arc::new(fresh));
+        Ok(())
+    }
+
+    /// A revocation event for `subject` cutting off tokens issued until now,
+    /// kept as long as any such token could still be validated.
+    pub fn revocation_event(&self, subject: RevocationSubject) -> RevocationEvent {
+        let now = now_micros();
+        let keep = self.config.tokens.expiration_secs + self.config.tokens.allow_expired_window_secs;
+        RevocationEvent {
+            subject,
+            issued_before: now + 1,
+            expires_at: now / 1_000_000 + keep as i64 + 1,
+        }
+    }
+
+    /// Applies an event, already stored, to the in-memory index.
+    pub fn apply_revocation(&self, event: RevocationEvent) {
+        self.revocations
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(event);
+    }
+
+    /// Stores and applies a revocation event.
+    pub async fn revoke(&self, subject: RevocationSubject) -> Result<()> {
+        let event = self.revocation_event(subject);
+        self.store.add_revocation(&event).await?;
+        self.apply_revocation(event);
+        Ok(())
+    }
+
+    pub(crate) fn is_revoked(&self, facts: &keyfed_shared::revocation::TokenFacts<'_>) -> bool {
+        self.revocations
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_revoked(facts)
+    }
+
+    /// Drops expired events from the store and the index.
+    pub async fn prune_revocations(&self) -> Result<u64> {
+        let now = now_micros() / 1_000_000;
+        let pruned = self.store.prune_revocations(now).await?;
+        self.revocations
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .prune(now);
+        Ok(pruned)
+    }
+}

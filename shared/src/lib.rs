@@ -1,0 +1,17 @@
+//! Types and pure logic shared by every keyfed process: identifiers, Keystone
+//! entities and wire formats, the signed token format, revocation, and the
+//! error kinds that decide a Keystone error response. No I/O lives here.
+//!
+//! Layout: [`ids`] newtyped identifiers; [`model`] Keystone entities;
+//! [`error`] the error kinds shared by the API layers; [`token`] JWS tokens
+//! (claims, signing, verification); [`auth`] the `POST /v3/auth/tokens`
+//! request parser; [`revocation`] revocation events and their index;
+//! [`time`] timestamps in Keystone's formats.
+
+pub mod auth;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod revocation;
+pub mod time;
+pub mod token;

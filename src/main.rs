@@ -1,0 +1,109 @@
+//! The `keyfed` binary: parses the command line and config, then hands over
+//! to the library crates. Kept thin on purpose.
+
+mod dev;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use keyfed_shard::config::ShardConfig;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "keyfed", version, about = "A sharded OpenStack Identity (Keystone v3) federation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a shard: a Keystone v3 server for the tenants it owns.
+    Shard {
+        /// The shard's TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Create the default domain, roles, admin user and project, and the
+    /// identity endpoints (idempotent), then exit.
+    Bootstrap {
+        /// The shard's TOML config file (its `[bootstrap]` section is used).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a complete keyfed on embedded storage for trying it out.
+    Dev {
+        /// Address to serve the Keystone API on.
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        listen: std::net::SocketAddr,
+        /// Directory for data (survives restarts).
+        #[arg(long, default_value = "./keyfed-dev")]
+        data: PathBuf,
+    },
+}
+
+fn init_logging(format: &str, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Shard { config } => {
+            let config = ShardConfig::load(&config)?;
+            init_logging(&config.log.format, &config.log.level);
+            let listener = tokio::net::TcpListener::bind(config.server.listen)
+                .await
+                .with_context(|| format!("binding {}", config.server.listen))?;
+            tracing::info!(addr = %config.server.listen, shard = %config.shard.id, "shard listening");
+            keyfed_shard::run(config, listener, shutdown_signal()).await?;
+        }
+        Command::Bootstrap { config } => {
+            let config = ShardConfig::load(&config)?;
+            init_logging(&config.log.format, &config.log.level);
+            if config.bootstrap.is_none() {
+                anyhow::bail!("config field `bootstrap`: the config has no [bootstrap] section");
+            }
+            let state = keyfed_shard::server::build(config).await?;
+            drop(state);
+            println!("bootstrap complete");
+        }
+        Command::Dev { listen, data } => {
+            init_logging("text", "info");
+            dev::run(listen, data, shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}

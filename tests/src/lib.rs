@@ -1,0 +1,4 @@
+//! placeholder
+pub mod pg;
+pub mod python;
+pub mod shard;

@@ -1,0 +1,278 @@
+//! One shard server on a free loopback port, backed by a brand-new
+//! PostgreSQL database and bootstrapped with an admin user, project and
+//! catalog — the same `keyfed_shard::server::run` that `keyfed` runs.
+//!
+//! The server gets its own thread and Tokio runtime, so a test can block,
+//! use any runtime flavour, or drive it from a child process without
+//! starving it. Dropping the [`TestShard`] shuts it down.
+
+use crate::python::OpenStack;
+use anyhow::{bail, Context};
+use keyfed_shard::config::{
+    BootstrapConfig, PasswordConfig, ServerConfig, ShardConfig, StorageConfig, StorageKind,
+    TokenConfig,
+};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How long a shard may take to answer `GET /healthz` after start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running shard.
+pub struct TestShard {
+    /// Base URL, e.g. `http://127.0.0.1:40123` (no trailing slash).
+    pub url: String,
+    /// The bootstrap admin's password (user `admin`, project `admin`, domain
+    /// `Default`).
+    pub admin_password: String,
+    /// The libpq connection string of this shard's database.
+    pub database: String,
+    http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A token issued through `POST /v3/auth/tokens`.
+#[derive(Clone, Debug)]
+pub struct Token {
+    /// The `X-Subject-Token` value.
+    pub id: String,
+    pub user_id: String,
+    /// Set for a project-scoped token.
+    pub project_id: Option<String>,
+    /// The whole response body (`{"token": {...}}`).
+    pub body: Value,
+}
+
+impl TestShard {
+    /// Starts a shard and waits until it answers `GET /healthz`.
+    pub async fn start() -> anyhow::Result<Self> {
+        init_logging();
+        let database = crate::pg::fresh_database()
+            .await
+            .context("creating the shard's database")?;
+        let dir = tempfile::tempdir()?;
+        let admin_password = uuid::Uuid::new_v4().simple().to_string();
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+
+        let config = ShardConfig {
+            server: ServerConfig {
+                listen: addr,
+                public_url: Some(url.clone()),
+                shutdown_grace_secs: 1,
+                ..ServerConfig::default()
+            },
+            storage: StorageConfig {
+                kind: StorageKind::Postgres,
+                url: database.clone(),
+                pool_size: 4,
+                ..StorageConfig::default()
+            },
+            tokens: TokenConfig {
+                signing_key_file: dir.path().join("signing-key.pem"),
+                ..TokenConfig::default()
+            },
+            // Cheap hashes: tests verify behaviour, not hashing cost.
+            password: PasswordConfig {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+                max_concurrent: 4,
+            },
+            bootstrap: Some(BootstrapConfig {
+                admin_password: Some(admin_password.clone()),
+                ..BootstrapConfig::default()
+            }),
+            ..ShardConfig::default()
+        };
+        config.validate().context("the test shard's config")?;
+
+        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+        let server = std::thread::Builder::new()
+            .name(format!("shard-{}", addr.port()))
+            .spawn(move || -> anyhow::Result<()> {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    keyfed_shard::server::run(config, listener, async move {
+                        // A dropped sender means the same as a sent signal.
+                        let _ = shutdown_rx.await;
+                    })
+                    .await
+                    .context("keyfed_shard::server::run")
+                })
+            })?;
+
+        let shard = Self {
+            url,
+            admin_password,
+            database,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            shutdown: Some(shutdown),
+            _dir: dir,
+        };
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if server.is_finished() {
+                let outcome = server
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the shard server thread panicked"))?;
+                outcome.context("the shard stopped during start-up")?;
+                bail!("the shard stopped during start-up without an error");
+            }
+            let health = shard
+                .http
+                .get(format!("{}/healthz", shard.url))
+                .send()
+                .await;
+            if matches!(&health, Ok(r) if r.status() == reqwest::StatusCode::OK) {
+                return Ok(shard);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the shard at {} did not answer GET /healthz with 200 within {START_TIMEOUT:?} \
+                     (last answer: {health:?})",
+                    shard.url
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The `OS_*` variables of the bootstrap admin, scoped to project `admin`.
+    pub fn os_env(&self) -> Vec<(String, String)> {
+        self.os_env_for("admin", &self.admin_password, "admin")
+    }
+
+    /// The `OS_*` variables of a user of domain `Default`, scoped to a project
+    /// of domain `Default`.
+    pub fn os_env_for(&self, user: &str, password: &str, project: &str) -> Vec<(String, String)> {
+        [
+            ("OS_AUTH_URL", format!("{}/v3", self.url)),
+            ("OS_USERNAME", user.to_owned()),
+            ("OS_PASSWORD", password.to_owned()),
+            ("OS_PROJECT_NAME", project.to_owned()),
+            ("OS_USER_DOMAIN_NAME", "Default".to_owned()),
+            ("OS_PROJECT_DOMAIN_NAME", "Default".to_owned()),
+            ("OS_IDENTITY_API_VERSION", "3".to_owned()),
+            ("OS_INTERFACE", "public".to_owned()),
+            ("OS_REGION_NAME", "RegionOne".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// The `openstack` CLI as the bootstrap admin.
+    pub fn openstack(&self) -> anyhow::Result<OpenStack> {
+        OpenStack::new(self.os_env())
+    }
+
+    /// The `openstack` CLI as another user (domain `Default`).
+    pub fn openstack_as(
+        &self,
+        user: &str,
+        password: &str,
+        project: &str,
+    ) -> anyhow::Result<OpenStack> {
+        OpenStack::new(self.os_env_for(user, password, project))
+    }
+
+    /// An HTTP client with a per-request timeout.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Issues a project-scoped token by password (user and project of
+    /// domain `Default`).
+    pub async fn token(&self, user: &str, password: &str, project: &str) -> anyhow::Result<Token> {
+        let request = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": "Default"}, "password": password,
+            }}},
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}},
+        }});
+        let response = self
+            .http
+            .post(format!("{}/v3/auth/tokens", self.url))
+            .json(&request)
+            .send()
+            .await?;
+        let status = response.status();
+        let id = response
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await?;
+        if status != reqwest::StatusCode::CREATED {
+            bail!("POST /v3/auth/tokens as {user} on {project}: {status}: {text}");
+        }
+        let id = id.context("POST /v3/auth/tokens answered without X-Subject-Token")?;
+        let body: Value = serde_json::from_str(&text)
+            .with_context(|| format!("POST /v3/auth/tokens answered non-JSON: {text}"))?;
+        let user_id = body["token"]["user"]["id"]
+            .as_str()
+            .with_context(|| format!("token without user.id: {body}"))?
+            .to_owned();
+        let project_id = body["token"]["project"]["id"].as_str().map(str::to_owned);
+        Ok(Token {
+            id,
+            user_id,
+            project_id,
+            body,
+        })
+    }
+
+    /// A token of the bootstrap admin, scoped to project `admin`.
+    pub async fn admin_token(&self) -> anyhow::Result<Token> {
+        self.token("admin", &self.admin_password, "admin").await
+    }
+
+    /// `GET /v3/auth/tokens` validating `subject` with `auth`; returns the
+    /// status and body.
+    pub async fn validate_token(
+        &self,
+        auth: &str,
+        subject: &str,
+    ) -> anyhow::Result<(reqwest::StatusCode, String)> {
+        let response = self
+            .http
+            .get(format!("{}/v3/auth/tokens", self.url))
+            .header("X-Auth-Token", auth)
+            .header("X-Subject-Token", subject)
+            .send()
+            .await?;
+        Ok((response.status(), response.text().await?))
+    }
+}
+
+impl Drop for TestShard {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Sends server logs to the test's captured output (once per process);
+/// `RUST_LOG` overrides the default filter.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
