@@ -22,7 +22,9 @@ fn admin_password(data: &Path) -> anyhow::Result<String> {
                 use std::os::unix::fs::OpenOptionsExt;
                 options.mode(0o600);
             }
-            let mut file = options.open(&path).with_context(|| format!("creating {}", path.display()))?;
+            let mut file = options
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
             file.write_all(password.as_bytes())?;
             Ok(password)
         }
@@ -52,7 +54,10 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
-    println!("# keyfed dev: Keystone v3 at {url}/v3 (data in {})", data.display());
+    println!(
+        "# keyfed dev: Keystone v3 at {url}/v3 (data in {})",
+        data.display()
+    );
     println!("export OS_AUTH_URL={url}/v3");
     println!("export OS_IDENTITY_API_VERSION=3");
     println!("export OS_USERNAME=admin");

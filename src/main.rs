@@ -9,7 +9,11 @@ use keyfed_shard::config::ShardConfig;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "keyfed", version, about = "A sharded OpenStack Identity (Keystone v3) federation")]
+#[command(
+    name = "keyfed",
+    version,
+    about = "A sharded OpenStack Identity (Keystone v3) federation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

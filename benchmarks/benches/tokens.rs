@@ -14,7 +14,9 @@ fn bench_tokens(c: &mut Criterion) {
 
     let t = s.sign(&claims).expect("sign");
     let key = s.verifying_key();
-    c.bench_function("token/parse", |b| b.iter(|| token::parse(black_box(&t)).map(|u| u.kid().len())));
+    c.bench_function("token/parse", |b| {
+        b.iter(|| token::parse(black_box(&t)).map(|u| u.kid().len()))
+    });
     c.bench_function("token/parse+verify", |b| {
         b.iter(|| token::parse(black_box(&t)).and_then(|u| u.verify(&key)))
     });
@@ -33,13 +35,17 @@ fn bench_shard_validation(c: &mut Criterion) {
         admin_password: Some("bench".into()),
         ..BootstrapConfig::default()
     });
-    let shard = rt.block_on(keyfed_shard::server::build(config)).expect("shard");
+    let shard = rt
+        .block_on(keyfed_shard::server::build(config))
+        .expect("shard");
     let global = shard.global();
     let roles = global.effective_roles(global.role_by_name("admin").map(|r| &r.id));
     let claims = typical_claims(now_micros(), roles);
     let t = shard.sign(&claims).expect("sign");
     println!("typical token: {} bytes", t.len());
-    c.bench_function("shard/issue (sign)", |b| b.iter(|| shard.sign(black_box(&claims))));
+    c.bench_function("shard/issue (sign)", |b| {
+        b.iter(|| shard.sign(black_box(&claims)))
+    });
     c.bench_function("shard/validate (parse+verify+expiry+revocation)", |b| {
         b.iter(|| shard.validate(black_box(&t), false))
     });

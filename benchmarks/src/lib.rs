@@ -31,3 +31,5 @@ pub fn typical_claims(now_micros: i64, roles: Vec<RoleId>) -> Claims {
         roles,
     }
 }
+
+pub mod loadgen;

@@ -25,10 +25,21 @@ pub struct Bootstrapped {
 }
 
 async fn ensure_role(shard: &Shard, name: &str) -> Result<RoleId> {
-    if let Some(role) = shard.store.list_roles().await?.into_iter().find(|r| r.name == name && r.domain_id.is_none()) {
+    if let Some(role) = shard
+        .store
+        .list_roles()
+        .await?
+        .into_iter()
+        .find(|r| r.name == name && r.domain_id.is_none())
+    {
         return Ok(role.id);
     }
-    let role = Role { id: RoleId::generate(), name: name.to_owned(), domain_id: None, description: None };
+    let role = Role {
+        id: RoleId::generate(),
+        name: name.to_owned(),
+        domain_id: None,
+        description: None,
+    };
     shard.store.create_role(&role).await?;
     Ok(role.id)
 }
@@ -51,7 +62,12 @@ pub async fn run(shard: &Shard, config: &BootstrapConfig) -> Result<Bootstrapped
     let member = ensure_role(shard, "member").await?;
     let reader = ensure_role(shard, "reader").await?;
     for (prior, implied) in [(&admin, &member), (&member, &reader)] {
-        store.add_implied_role(&ImpliedRole { prior: prior.clone(), implied: implied.clone() }).await?;
+        store
+            .add_implied_role(&ImpliedRole {
+                prior: prior.clone(),
+                implied: implied.clone(),
+            })
+            .await?;
     }
 
     let project = match store.find_project(&domain_id, &config.project_name).await? {
@@ -103,19 +119,46 @@ pub async fn run(shard: &Shard, config: &BootstrapConfig) -> Result<Bootstrapped
         }
     };
     for target in [Target::Project(project.id.clone()), Target::System] {
-        store.grant(&Assignment { user_id: user.id.clone(), target, role_id: admin.clone() }).await?;
+        store
+            .grant(&Assignment {
+                user_id: user.id.clone(),
+                target,
+                role_id: admin.clone(),
+            })
+            .await?;
     }
 
     let region_id = RegionId::new(config.region_id.as_str());
-    if !store.list_regions().await?.iter().any(|r| r.id == region_id) {
-        store.create_region(&Region { id: region_id.clone(), description: String::new(), parent_region_id: None }).await?;
+    if !store
+        .list_regions()
+        .await?
+        .iter()
+        .any(|r| r.id == region_id)
+    {
+        store
+            .create_region(&Region {
+                id: region_id.clone(),
+                description: String::new(),
+                parent_region_id: None,
+            })
+            .await?;
     }
-    let service = match store.list_services().await?.into_iter().find(|s| s.service_type == "identity") {
+    let service = match store
+        .list_services()
+        .await?
+        .into_iter()
+        .find(|s| s.service_type == "identity")
+    {
         Some(s) => s,
         None => {
             let mut extra = Map::new();
             extra.insert("name".into(), json!("keystone"));
-            let s = Service { id: ServiceId::generate(), service_type: "identity".into(), enabled: true, extra };
+            let s = Service {
+                id: ServiceId::generate(),
+                service_type: "identity".into(),
+                enabled: true,
+                extra,
+            };
             store.create_service(&s).await?;
             s
         }
@@ -129,13 +172,17 @@ pub async fn run(shard: &Shard, config: &BootstrapConfig) -> Result<Bootstrapped
     let endpoints = store.list_endpoints().await?;
     for (interface, url) in urls {
         let url = url.unwrap_or_else(|| base.clone());
-        let existing = endpoints
-            .iter()
-            .find(|e| e.service_id == service.id && e.interface == interface && e.region_id.as_ref() == Some(&region_id));
+        let existing = endpoints.iter().find(|e| {
+            e.service_id == service.id
+                && e.interface == interface
+                && e.region_id.as_ref() == Some(&region_id)
+        });
         match existing {
             Some(e) if e.url == url => {}
             Some(e) => {
-                store.update_endpoint(&Endpoint { url, ..e.clone() }).await?;
+                store
+                    .update_endpoint(&Endpoint { url, ..e.clone() })
+                    .await?;
             }
             None => {
                 store
@@ -153,5 +200,8 @@ pub async fn run(shard: &Shard, config: &BootstrapConfig) -> Result<Bootstrapped
     }
     shard.reload_global().await?;
     tracing::info!(user = %user.id, project = %project.id, "bootstrap complete");
-    Ok(Bootstrapped { admin_user_id: user.id, admin_project_id: project.id })
+    Ok(Bootstrapped {
+        admin_user_id: user.id,
+        admin_project_id: project.id,
+    })
 }

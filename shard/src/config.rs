@@ -17,7 +17,10 @@ pub enum ConfigError {
     #[error("config file is not valid: {0}")]
     Parse(String),
     #[error("config field `{field}`: {problem}")]
-    Invalid { field: &'static str, problem: String },
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
 }
 
 fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -299,7 +302,10 @@ impl ShardConfig {
         }
         if let Some(url) = &self.server.public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid("server.public_url", "must start with http:// or https://"));
+                return Err(invalid(
+                    "server.public_url",
+                    "must start with http:// or https://",
+                ));
             }
         }
         if self.server.max_body_bytes < 1024 {
@@ -322,7 +328,10 @@ impl ShardConfig {
         }
         let p = &self.password;
         if p.memory_kib < 8 * p.parallelism.max(1) {
-            return Err(invalid("password.memory_kib", "must be at least 8 × parallelism"));
+            return Err(invalid(
+                "password.memory_kib",
+                "must be at least 8 × parallelism",
+            ));
         }
         if p.iterations == 0 {
             return Err(invalid("password.iterations", "must be at least 1"));
@@ -380,12 +389,15 @@ mod example_tests {
 
     #[test]
     fn documented_example_is_valid() {
-        let text = include_str!("../../docs/example-shard.toml")
-            .replace("KEYFED_ADMIN_PASSWORD", "PATH");
+        let text =
+            include_str!("../../docs/example-shard.toml").replace("KEYFED_ADMIN_PASSWORD", "PATH");
         let config = ShardConfig::from_toml_str(&text).unwrap();
         let defaults = ShardConfig::default();
         assert_eq!(config.server.listen, defaults.server.listen);
-        assert_eq!(config.tokens.expiration_secs, defaults.tokens.expiration_secs);
+        assert_eq!(
+            config.tokens.expiration_secs,
+            defaults.tokens.expiration_secs
+        );
         assert_eq!(config.password.memory_kib, defaults.password.memory_kib);
         assert_eq!(config.storage.url, defaults.storage.url);
     }

@@ -32,9 +32,9 @@ impl Error {
     pub fn to_api(&self) -> ApiError {
         match self {
             Error::Api(e) => e.clone(),
-            Error::Store(StoreError::Conflict(m)) => ApiError::conflict(format!(
-                "Conflict occurred attempting to store {m}."
-            )),
+            Error::Store(StoreError::Conflict(m)) => {
+                ApiError::conflict(format!("Conflict occurred attempting to store {m}."))
+            }
             Error::Store(StoreError::MissingReference(m)) => {
                 ApiError::validation(format!("Invalid reference: {m}."))
             }
@@ -59,7 +59,9 @@ impl IntoResponse for Error {
             }
             Error::Internal(detail) => tracing::error!(error = %detail, "internal error"),
             Error::Token(e) => tracing::debug!(error = %e, "token rejected"),
-            _ => tracing::debug!(status = api.kind.status(), message = %api.message, "request refused"),
+            _ => {
+                tracing::debug!(status = api.kind.status(), message = %api.message, "request refused")
+            }
         }
         api_response(&api)
     }

@@ -33,7 +33,9 @@ impl GlobalData {
         let regions = store.list_regions().await?;
         let services = store.list_services().await?;
         let endpoints = store.list_endpoints().await?;
-        Ok(Self::build(domains, roles, rules, regions, services, endpoints))
+        Ok(Self::build(
+            domains, roles, rules, regions, services, endpoints,
+        ))
     }
 
     fn build(
@@ -62,7 +64,9 @@ impl GlobalData {
 
     /// A domain's name, or its id when unknown.
     pub fn domain_name<'a>(&'a self, id: &'a DomainId) -> &'a str {
-        self.domains.get(id).map_or(id.as_str(), |d| d.name.as_str())
+        self.domains
+            .get(id)
+            .map_or(id.as_str(), |d| d.name.as_str())
     }
 
     /// Looks a domain up by name.

@@ -10,8 +10,12 @@ use std::path::Path;
 /// Loads the key at `path`, creating it when the file does not exist.
 pub fn load_or_create(path: &Path) -> Result<SigningKey> {
     match std::fs::read_to_string(path) {
-        Ok(pem) => SigningKey::from_pkcs8_pem(&pem)
-            .map_err(|_| Error::Internal(format!("{} is not an Ed25519 PKCS#8 PEM key", path.display()))),
+        Ok(pem) => SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+            Error::Internal(format!(
+                "{} is not an Ed25519 PKCS#8 PEM key",
+                path.display()
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
             let pem = key

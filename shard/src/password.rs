@@ -102,7 +102,10 @@ mod tests {
         assert!(stored.starts_with("$argon2id$"));
         assert!(!stored.contains("correct"));
         assert!(hasher.verify(&pw, Some(&stored)).await.unwrap());
-        assert!(!hasher.verify(&Secret::new("wrong"), Some(&stored)).await.unwrap());
+        assert!(!hasher
+            .verify(&Secret::new("wrong"), Some(&stored))
+            .await
+            .unwrap());
         assert!(!hasher.verify(&pw, None).await.unwrap());
         assert!(!hasher.verify(&pw, Some("garbage")).await.unwrap());
     }

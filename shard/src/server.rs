@@ -35,7 +35,9 @@ pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 /// Opens the configured store.
 pub async fn open_store(config: &ShardConfig) -> Result<Arc<dyn Store>, ShardError> {
     Ok(match config.storage.kind {
-        StorageKind::Postgres => Arc::new(PgStore::connect(&config.storage.url, config.storage.pool_size).await?),
+        StorageKind::Postgres => {
+            Arc::new(PgStore::connect(&config.storage.url, config.storage.pool_size).await?)
+        }
         StorageKind::Embedded => Arc::new(EmbeddedStore::open(&config.storage.path)?),
     })
 }
@@ -70,7 +72,10 @@ async fn edge(State(max_headers): State<usize>, req: Request, next: Next) -> Res
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
     let mut response = if header_bytes > max_headers {
-        api_response(&ApiError::new(ErrorKind::HeadersTooLarge, "Request headers are too large."))
+        api_response(&ApiError::new(
+            ErrorKind::HeadersTooLarge,
+            "Request headers are too large.",
+        ))
     } else {
         AssertUnwindSafe(next.run(req))
             .catch_unwind()
@@ -82,7 +87,11 @@ async fn edge(State(max_headers): State<usize>, req: Request, next: Next) -> Res
             })
     };
     span.in_scope(|| {
-        tracing::debug!(status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request done")
+        tracing::debug!(
+            status = response.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request done"
+        )
     });
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -160,7 +169,10 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace period elapsed with connections still open");
     }
     Ok(())

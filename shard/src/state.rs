@@ -71,7 +71,8 @@ impl Shard {
     /// kept as long as any such token could still be validated.
     pub fn revocation_event(&self, subject: RevocationSubject) -> RevocationEvent {
         let now = now_micros();
-        let keep = self.config.tokens.expiration_secs + self.config.tokens.allow_expired_window_secs;
+        let keep =
+            self.config.tokens.expiration_secs + self.config.tokens.allow_expired_window_secs;
         RevocationEvent {
             subject,
             issued_before: now + 1,

@@ -58,7 +58,11 @@ impl Shard {
         if let Some(obj) = obj {
             match &claims.scope {
                 Scope::Unscoped => {}
-                Scope::Project { id, name, domain_id } => {
+                Scope::Project {
+                    id,
+                    name,
+                    domain_id,
+                } => {
                     obj.insert(
                         "project".into(),
                         json!({"id": id, "name": name, "domain": {

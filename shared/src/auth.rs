@@ -85,14 +85,21 @@ fn bad(field: &str, what: &str) -> ApiError {
 }
 
 fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, ApiError> {
-    v.as_object().ok_or_else(|| bad(field, "expected an object"))
+    v.as_object()
+        .ok_or_else(|| bad(field, "expected an object"))
 }
 
-fn string<'a>(obj: &'a Map<String, Value>, key: &str, field: &str, max: usize) -> Result<Option<&'a str>, ApiError> {
+fn string<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+    max: usize,
+) -> Result<Option<&'a str>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Err(bad(field, "must not be empty")),
         Some(Value::String(s)) if s.len() > max => Err(bad(field, "too long")),
+        Some(Value::String(s)) if s.contains('\0') => Err(bad(field, "must not contain NUL")),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(bad(field, "expected a string")),
     }
@@ -147,12 +154,7 @@ fn password_identity(v: &Value) -> Result<Identity, ApiError> {
     let password = match user_obj.get("password") {
         Some(Value::String(p)) if p.len() <= MAX_PASSWORD_LEN => Secret::new(p.clone()),
         Some(Value::String(_)) => return Err(bad("identity/password/user/password", "too long")),
-        Some(_) => {
-            return Err(bad(
-                "identity/password/user/password",
-                "expected a string",
-            ))
-        }
+        Some(_) => return Err(bad("identity/password/user/password", "expected a string")),
         None => {
             return Err(bad(
                 "identity/password/user/password",
@@ -165,7 +167,12 @@ fn password_identity(v: &Value) -> Result<Identity, ApiError> {
 
 fn token_identity(v: &Value) -> Result<Identity, ApiError> {
     let obj = object(v, "identity/token")?;
-    match string(obj, "id", "identity/token/id", crate::token::MAX_TOKEN_LEN * 2)? {
+    match string(
+        obj,
+        "id",
+        "identity/token/id",
+        crate::token::MAX_TOKEN_LEN * 2,
+    )? {
         Some(id) => Ok(Identity::Token {
             id: Secret::new(id),
         }),
@@ -182,7 +189,10 @@ fn scope(v: Option<&Value>) -> Result<ScopeRequest, ApiError> {
     let obj = object(v, "scope")?;
     let mut kinds = obj.keys().filter(|k| !k.starts_with("OS-"));
     let (Some(kind), None) = (kinds.next(), kinds.next()) else {
-        return Err(bad("scope", "specify exactly one of project, domain, system"));
+        return Err(bad(
+            "scope",
+            "specify exactly one of project, domain, system",
+        ));
     };
     let value = &obj[kind.as_str()];
     match kind.as_str() {
@@ -288,7 +298,10 @@ mod tests {
         assert_eq!(req.scope, ScopeRequest::System);
         let body = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "abc"}},
             "scope": "unscoped"}});
-        assert_eq!(parse_auth_request(&body).unwrap().scope, ScopeRequest::Unscoped);
+        assert_eq!(
+            parse_auth_request(&body).unwrap().scope,
+            ScopeRequest::Unscoped
+        );
     }
 
     #[test]
@@ -296,12 +309,30 @@ mod tests {
         let cases = [
             (json!({}), ErrorKind::Validation),
             (json!({"auth": 1}), ErrorKind::Validation),
-            (json!({"auth": {"identity": {"methods": ["password"]}}}), ErrorKind::Validation),
-            (json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"id": "u", "password": 5}}}}}), ErrorKind::Validation),
-            (json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "u", "password": "p"}}}}}), ErrorKind::Validation),
-            (json!({"auth": {"identity": {"methods": ["totp"], "totp": {}}}}), ErrorKind::Unauthorized),
-            (json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "t"}}, "scope": {"galaxy": {}}}}), ErrorKind::Validation),
-            (json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "t"}}, "scope": {"project": {"id": "p"}, "domain": {"id": "d"}}}}), ErrorKind::Validation),
+            (
+                json!({"auth": {"identity": {"methods": ["password"]}}}),
+                ErrorKind::Validation,
+            ),
+            (
+                json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"id": "u", "password": 5}}}}}),
+                ErrorKind::Validation,
+            ),
+            (
+                json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "u", "password": "p"}}}}}),
+                ErrorKind::Validation,
+            ),
+            (
+                json!({"auth": {"identity": {"methods": ["totp"], "totp": {}}}}),
+                ErrorKind::Unauthorized,
+            ),
+            (
+                json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "t"}}, "scope": {"galaxy": {}}}}),
+                ErrorKind::Validation,
+            ),
+            (
+                json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "t"}}, "scope": {"project": {"id": "p"}, "domain": {"id": "d"}}}}),
+                ErrorKind::Validation,
+            ),
         ];
         for (body, kind) in cases {
             assert_eq!(parse_auth_request(&body).unwrap_err().kind, kind, "{body}");
@@ -313,17 +344,38 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(|n| json!(n)),
-            prop_oneof![Just("password".to_owned()), Just("token".to_owned()), Just("id".to_owned()), "\\PC{0,8}"].prop_map(Value::String),
+            prop_oneof![
+                Just("password".to_owned()),
+                Just("token".to_owned()),
+                Just("id".to_owned()),
+                "\\PC{0,8}"
+            ]
+            .prop_map(Value::String),
         ];
         leaf.prop_recursive(5, 64, 6, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
                 prop::collection::btree_map(
-                    prop_oneof![Just("auth"), Just("identity"), Just("methods"), Just("password"),
-                        Just("token"), Just("user"), Just("id"), Just("name"), Just("domain"),
-                        Just("scope"), Just("project"), Just("system"), Just("all")].prop_map(str::to_owned),
-                    inner, 0..4)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                    prop_oneof![
+                        Just("auth"),
+                        Just("identity"),
+                        Just("methods"),
+                        Just("password"),
+                        Just("token"),
+                        Just("user"),
+                        Just("id"),
+                        Just("name"),
+                        Just("domain"),
+                        Just("scope"),
+                        Just("project"),
+                        Just("system"),
+                        Just("all")
+                    ]
+                    .prop_map(str::to_owned),
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

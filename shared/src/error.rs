@@ -125,10 +125,7 @@ impl ApiError {
     }
     /// 404 naming the entity kind and id, as Keystone does.
     pub fn not_found(kind: &str, id: &str) -> Self {
-        Self::new(
-            ErrorKind::NotFound,
-            format!("Could not find {kind}: {id}."),
-        )
+        Self::new(ErrorKind::NotFound, format!("Could not find {kind}: {id}."))
     }
     /// 409 with a message.
     pub fn conflict(message: impl Into<String>) -> Self {

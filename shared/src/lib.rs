@@ -6,6 +6,7 @@
 //! [`error`] the error kinds shared by the API layers; [`token`] JWS tokens
 //! (claims, signing, verification); [`auth`] the `POST /v3/auth/tokens`
 //! request parser; [`revocation`] revocation events and their index;
+//! [`ring`] tenant placement (weighted rendezvous hashing over the shards);
 //! [`time`] timestamps in Keystone's formats.
 
 pub mod auth;
@@ -13,5 +14,6 @@ pub mod error;
 pub mod ids;
 pub mod model;
 pub mod revocation;
+pub mod ring;
 pub mod time;
 pub mod token;

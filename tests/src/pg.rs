@@ -29,7 +29,10 @@ pub fn admin_url() -> String {
 pub async fn fresh_database() -> anyhow::Result<String> {
     let admin = admin_url();
     let config = Config::from_str(&admin).with_context(|| format!("parsing {ADMIN_ENV}"))?;
-    let name = format!("{DATABASE_PREFIX}{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let name = format!(
+        "{DATABASE_PREFIX}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
+    );
     let client = connect(&config).await?;
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))

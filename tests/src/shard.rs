@@ -30,6 +30,7 @@ pub struct TestShard {
     pub database: String,
     http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
+    server: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -100,7 +101,7 @@ impl TestShard {
                     .worker_threads(2)
                     .enable_all()
                     .build()?;
-                runtime.block_on(async move {
+                let outcome = runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)?;
                     keyfed_shard::server::run(config, listener, async move {
                         // A dropped sender means the same as a sent signal.
@@ -108,10 +109,12 @@ impl TestShard {
                     })
                     .await
                     .context("keyfed_shard::server::run")
-                })
+                });
+                runtime.shutdown_timeout(Duration::from_secs(2));
+                outcome
             })?;
 
-        let shard = Self {
+        let mut shard = Self {
             url,
             admin_password,
             database,
@@ -119,6 +122,7 @@ impl TestShard {
                 .timeout(Duration::from_secs(30))
                 .build()?,
             shutdown: Some(shutdown),
+            server: None,
             _dir: dir,
         };
 
@@ -137,6 +141,7 @@ impl TestShard {
                 .send()
                 .await;
             if matches!(&health, Ok(r) if r.status() == reqwest::StatusCode::OK) {
+                shard.server = Some(server);
                 return Ok(shard);
             }
             if Instant::now() > deadline {
@@ -259,9 +264,33 @@ impl TestShard {
 }
 
 impl Drop for TestShard {
+    /// Stops the server and drops its database, unless the test is
+    /// panicking (a failed assertion): then the database stays for
+    /// inspection.
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.join();
+        }
+        if std::thread::panicking() {
+            eprintln!("test shard database left for inspection: {}", self.database);
+            return;
+        }
+        // Drop may run inside the test's runtime, which cannot block on
+        // another future: use a thread with its own runtime.
+        let database = self.database.clone();
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(crate::pg::drop_database(&database)))
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop the test shard database: {e:#}");
         }
     }
 }

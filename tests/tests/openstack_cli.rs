@@ -36,6 +36,26 @@ async fn id_of(os: &OpenStack, kind: &str, name: &str) -> anyhow::Result<String>
     text(&os.json(&[kind, "show", name]).await?, "id")
 }
 
+/// `openstack token issue` must be refused by the server with a 401.
+async fn token_refused(os: &OpenStack) -> anyhow::Result<()> {
+    let stderr = os.fails(&["token", "issue"]).await?;
+    assert!(
+        stderr.contains("HTTP 401"),
+        "expected a 401, got:\n{stderr}"
+    );
+    Ok(())
+}
+
+/// `openstack KIND show ID` must report that nothing has that id.
+async fn not_found(os: &OpenStack, kind: &str, id: &str) -> anyhow::Result<()> {
+    let stderr = os.fails(&[kind, "show", id]).await?;
+    assert!(
+        stderr.contains(&format!("No {kind} with a name or ID of '{id}' exists")),
+        "expected {kind} {id} to be gone, got:\n{stderr}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn token_issue_and_project_lifecycle() -> anyhow::Result<()> {
     let shard = TestShard::start().await?;
@@ -97,7 +117,7 @@ async fn token_issue_and_project_lifecycle() -> anyhow::Result<()> {
     let list = os.json(&["project", "list"]).await?;
     assert!(!column(&list, "ID").contains(&web_id), "{list}");
     assert!(column(&list, "ID").contains(&admin_project), "{list}");
-    os.fails(&["project", "show", &web_id]).await?;
+    not_found(&os, "project", &web_id).await?;
     Ok(())
 }
 
@@ -174,10 +194,7 @@ async fn user_lifecycle_and_password_changes() -> anyhow::Result<()> {
     // the admin resets alice's password
     os.run(&["user", "set", "--password", "second-secret", "alice"])
         .await?;
-    shard
-        .openstack_as("alice", "first-secret", "demo")?
-        .fails(&["token", "issue"])
-        .await?;
+    token_refused(&shard.openstack_as("alice", "first-secret", "demo")?).await?;
     let as_alice = shard.openstack_as("alice", "second-secret", "demo")?;
     let token = as_alice.json(&["token", "issue"]).await?;
     assert_eq!(text(&token, "user_id")?, alice_id, "{token}");
@@ -194,7 +211,7 @@ async fn user_lifecycle_and_password_changes() -> anyhow::Result<()> {
             "second-secret",
         ])
         .await?;
-    as_alice.fails(&["token", "issue"]).await?;
+    token_refused(&as_alice).await?;
     let token = shard
         .openstack_as("alice", "third-secret", "demo")?
         .json(&["token", "issue"])
@@ -205,11 +222,8 @@ async fn user_lifecycle_and_password_changes() -> anyhow::Result<()> {
     os.run(&["user", "delete", "alice"]).await?;
     let list = os.json(&["user", "list"]).await?;
     assert!(!column(&list, "ID").contains(&alice_id), "{list}");
-    os.fails(&["user", "show", &alice_id]).await?;
-    shard
-        .openstack_as("alice", "third-secret", "demo")?
-        .fails(&["token", "issue"])
-        .await?;
+    not_found(&os, "user", &alice_id).await?;
+    token_refused(&shard.openstack_as("alice", "third-secret", "demo")?).await?;
     Ok(())
 }
 
@@ -243,7 +257,7 @@ async fn role_assignments_scope_tokens() -> anyhow::Result<()> {
 
     // without a role bob cannot scope to demo
     let as_bob = shard.openstack_as("bob", "bob-secret", "demo")?;
-    as_bob.fails(&["token", "issue"]).await?;
+    token_refused(&as_bob).await?;
 
     os.run(&[
         "role",
@@ -297,7 +311,7 @@ async fn role_assignments_scope_tokens() -> anyhow::Result<()> {
         .json(&["role", "assignment", "list", "--names", "--user", "bob"])
         .await?;
     assert!(rows(&named).is_empty(), "{named}");
-    as_bob.fails(&["token", "issue"]).await?;
+    token_refused(&as_bob).await?;
     Ok(())
 }
 

@@ -15,7 +15,10 @@ async fn versions(url: &str) -> Vec<i32> {
         .await
         .unwrap();
     let rows = client
-        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
         .await
         .unwrap();
     rows.iter().map(|r| r.get(0)).collect()
@@ -40,7 +43,11 @@ async fn migrations_are_idempotent_and_race_free() {
     let again = PgStore::connect(&url, 1).await.unwrap();
     let applied = versions(&url).await;
     assert!(!applied.is_empty());
-    assert_eq!(applied, (1..=applied.len() as i32).collect::<Vec<_>>(), "each once");
+    assert_eq!(
+        applied,
+        (1..=applied.len() as i32).collect::<Vec<_>>(),
+        "each once"
+    );
     // All three see one schema.
     let d = Domain {
         id: DomainId::generate(),
@@ -67,7 +74,10 @@ async fn a_newer_schema_is_refused() {
         .await
         .unwrap();
     let err = PgStore::connect(&url, 1).await.unwrap_err();
-    assert!(matches!(&err, StoreError::Backend(m) if m.contains("9999")), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::Backend(m) if m.contains("9999")),
+        "{err:?}"
+    );
     drop(client);
     drop_database(&url).await.unwrap();
 }
@@ -114,5 +124,8 @@ async fn connection_errors_do_not_leak_the_password() {
         .await
         .unwrap_err();
     assert!(!bad.to_string().contains("s3cr3t-pw"), "{bad}");
-    assert!(PgStore::connect("host=127.0.0.1", 0).await.is_err(), "empty pool");
+    assert!(
+        PgStore::connect("host=127.0.0.1", 0).await.is_err(),
+        "empty pool"
+    );
 }

@@ -22,7 +22,10 @@ use std::collections::{BTreeSet, HashMap};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v3/projects/{target}/users/{user}/roles", get(list_project))
+        .route(
+            "/v3/projects/{target}/users/{user}/roles",
+            get(list_project),
+        )
         .route(
             "/v3/projects/{target}/users/{user}/roles/{role}",
             get(check_project).put(grant_project).delete(revoke_project),
@@ -70,7 +73,10 @@ pub(crate) async fn user_domains(state: &AppState, user: &UserId) -> Result<Vec<
             _ => None,
         })
         .collect();
-    Ok(ids.iter().filter_map(|d| global.domains.get(d).cloned()).collect())
+    Ok(ids
+        .iter()
+        .filter_map(|d| global.domains.get(d).cloned())
+        .collect())
 }
 
 async fn assignments_of(state: &AppState, user: &UserId) -> Result<Vec<Assignment>> {
@@ -84,7 +90,12 @@ async fn assignments_of(state: &AppState, user: &UserId) -> Result<Vec<Assignmen
 }
 
 /// Resolves and checks the parts of an assignment path.
-async fn assignment(state: &AppState, target: Target, user: &str, role: &str) -> Result<Assignment> {
+async fn assignment(
+    state: &AppState,
+    target: Target,
+    user: &str,
+    role: &str,
+) -> Result<Assignment> {
     match &target {
         Target::Project(p) => {
             if state.store.get_project(p).await?.is_none() {
@@ -106,10 +117,20 @@ async fn assignment(state: &AppState, target: Target, user: &str, role: &str) ->
     if !state.global().roles.contains_key(&role_id) {
         return Err(ApiError::not_found("role", role).into());
     }
-    Ok(Assignment { user_id, target, role_id })
+    Ok(Assignment {
+        user_id,
+        target,
+        role_id,
+    })
 }
 
-async fn grant(state: AppState, caller: Caller, target: Target, user: String, role: String) -> Result<StatusCode> {
+async fn grant(
+    state: AppState,
+    caller: Caller,
+    target: Target,
+    user: String,
+    role: String,
+) -> Result<StatusCode> {
     caller.require_admin()?;
     let a = assignment(&state, target, &user, &role).await?;
     state.store.grant(&a).await?;
@@ -117,7 +138,13 @@ async fn grant(state: AppState, caller: Caller, target: Target, user: String, ro
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn check(state: AppState, caller: Caller, target: Target, user: String, role: String) -> Result<StatusCode> {
+async fn check(
+    state: AppState,
+    caller: Caller,
+    target: Target,
+    user: String,
+    role: String,
+) -> Result<StatusCode> {
     caller.require_reader_or_self(&UserId::new(user.as_str()))?;
     let a = assignment(&state, target, &user, &role).await?;
     let found = state
@@ -134,7 +161,13 @@ async fn check(state: AppState, caller: Caller, target: Target, user: String, ro
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn revoke(state: AppState, caller: Caller, target: Target, user: String, role: String) -> Result<StatusCode> {
+async fn revoke(
+    state: AppState,
+    caller: Caller,
+    target: Target,
+    user: String,
+    role: String,
+) -> Result<StatusCode> {
     caller.require_admin()?;
     let a = assignment(&state, target, &user, &role).await?;
     let subject = match &a.target {
@@ -150,7 +183,12 @@ async fn revoke(state: AppState, caller: Caller, target: Target, user: String, r
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_roles(state: AppState, caller: Caller, target: Target, user: String) -> Result<Response> {
+async fn list_roles(
+    state: AppState,
+    caller: Caller,
+    target: Target,
+    user: String,
+) -> Result<Response> {
     caller.require_reader_or_self(&UserId::new(user.as_str()))?;
     let found = state
         .store
@@ -171,34 +209,78 @@ async fn list_roles(state: AppState, caller: Caller, target: Target, user: Strin
 
 macro_rules! target_handlers {
     ($list:ident, $check:ident, $grant:ident, $revoke:ident, $make:expr) => {
-        async fn $list(State(s): State<AppState>, c: Caller, Path((t, u)): Path<(String, String)>) -> Result<Response> {
+        async fn $list(
+            State(s): State<AppState>,
+            c: Caller,
+            Path((t, u)): Path<(String, String)>,
+        ) -> Result<Response> {
             list_roles(s, c, $make(t), u).await
         }
-        async fn $check(State(s): State<AppState>, c: Caller, Path((t, u, r)): Path<(String, String, String)>) -> Result<StatusCode> {
+        async fn $check(
+            State(s): State<AppState>,
+            c: Caller,
+            Path((t, u, r)): Path<(String, String, String)>,
+        ) -> Result<StatusCode> {
             check(s, c, $make(t), u, r).await
         }
-        async fn $grant(State(s): State<AppState>, c: Caller, Path((t, u, r)): Path<(String, String, String)>) -> Result<StatusCode> {
+        async fn $grant(
+            State(s): State<AppState>,
+            c: Caller,
+            Path((t, u, r)): Path<(String, String, String)>,
+        ) -> Result<StatusCode> {
             grant(s, c, $make(t), u, r).await
         }
-        async fn $revoke(State(s): State<AppState>, c: Caller, Path((t, u, r)): Path<(String, String, String)>) -> Result<StatusCode> {
+        async fn $revoke(
+            State(s): State<AppState>,
+            c: Caller,
+            Path((t, u, r)): Path<(String, String, String)>,
+        ) -> Result<StatusCode> {
             revoke(s, c, $make(t), u, r).await
         }
     };
 }
 
-target_handlers!(list_project, check_project, grant_project, revoke_project, |t: String| Target::Project(ProjectId::new(t)));
-target_handlers!(list_domain, check_domain, grant_domain, revoke_domain, |t: String| Target::Domain(DomainId::new(t)));
+target_handlers!(
+    list_project,
+    check_project,
+    grant_project,
+    revoke_project,
+    |t: String| Target::Project(ProjectId::new(t))
+);
+target_handlers!(
+    list_domain,
+    check_domain,
+    grant_domain,
+    revoke_domain,
+    |t: String| Target::Domain(DomainId::new(t))
+);
 
-async fn list_system(State(s): State<AppState>, c: Caller, Path(u): Path<String>) -> Result<Response> {
+async fn list_system(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(u): Path<String>,
+) -> Result<Response> {
     list_roles(s, c, Target::System, u).await
 }
-async fn check_system(State(s): State<AppState>, c: Caller, Path((u, r)): Path<(String, String)>) -> Result<StatusCode> {
+async fn check_system(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((u, r)): Path<(String, String)>,
+) -> Result<StatusCode> {
     check(s, c, Target::System, u, r).await
 }
-async fn grant_system(State(s): State<AppState>, c: Caller, Path((u, r)): Path<(String, String)>) -> Result<StatusCode> {
+async fn grant_system(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((u, r)): Path<(String, String)>,
+) -> Result<StatusCode> {
     grant(s, c, Target::System, u, r).await
 }
-async fn revoke_system(State(s): State<AppState>, c: Caller, Path((u, r)): Path<(String, String)>) -> Result<StatusCode> {
+async fn revoke_system(
+    State(s): State<AppState>,
+    c: Caller,
+    Path((u, r)): Path<(String, String)>,
+) -> Result<StatusCode> {
     revoke(s, c, Target::System, u, r).await
 }
 
@@ -212,10 +294,17 @@ fn filter_from_query(q: &super::body::Query) -> Result<AssignmentFilter, ApiErro
         (None, Some(d), false) => Some(Target::Domain(d)),
         (None, None, true) => Some(Target::System),
         (None, None, false) => None,
-        _ => return Err(ApiError::validation("Specify at most one of scope.project.id, scope.domain.id, scope.system.")),
+        _ => {
+            return Err(ApiError::validation(
+                "Specify at most one of scope.project.id, scope.domain.id, scope.system.",
+            ))
+        }
     };
     if q.contains_key("group.id") {
-        return Err(ApiError::new(keyfed_shared::error::ErrorKind::NotImplemented, "Groups are not implemented by keyfed yet."));
+        return Err(ApiError::new(
+            keyfed_shared::error::ErrorKind::NotImplemented,
+            "Groups are not implemented by keyfed yet.",
+        ));
     }
     Ok(AssignmentFilter {
         user_id: q.get("user.id").map(UserId::new),
@@ -224,7 +313,11 @@ fn filter_from_query(q: &super::body::Query) -> Result<AssignmentFilter, ApiErro
     })
 }
 
-async fn list_assignments(State(state): State<AppState>, caller: Caller, QueryMap(q): QueryMap) -> Result<Response> {
+async fn list_assignments(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryMap(q): QueryMap,
+) -> Result<Response> {
     let filter = filter_from_query(&q)?;
     match &filter.user_id {
         Some(u) => caller.require_reader_or_self(u)?,
@@ -240,7 +333,13 @@ async fn list_assignments(State(state): State<AppState>, caller: Caller, QueryMa
         if effective {
             for role in global.effective_roles([&a.role_id]) {
                 let prior = (role != a.role_id).then(|| a.role_id.clone());
-                rows.push((Assignment { role_id: role, ..a.clone() }, prior));
+                rows.push((
+                    Assignment {
+                        role_id: role,
+                        ..a.clone()
+                    },
+                    prior,
+                ));
             }
         } else {
             rows.push((a, None));
@@ -312,5 +411,10 @@ async fn list_assignments(State(state): State<AppState>, caller: Caller, QueryMa
             v
         })
         .collect::<Vec<Value>>();
-    Ok(collection(&state, "role_assignments", "role_assignments", items))
+    Ok(collection(
+        &state,
+        "role_assignments",
+        "role_assignments",
+        items,
+    ))
 }

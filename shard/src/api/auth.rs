@@ -29,10 +29,7 @@ pub const SUBJECT_HEADER: &str = "x-subject-token";
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v3/auth/tokens",
-            get(validate).post(issue).delete(revoke),
-        )
+        .route("/v3/auth/tokens", get(validate).post(issue).delete(revoke))
         .route("/v3/auth/projects", get(auth_projects))
         .route("/v3/auth/domains", get(auth_domains))
         .route("/v3/auth/catalog", get(auth_catalog))
@@ -77,7 +74,11 @@ fn check_enabled(state: &AppState, user: &User) -> Result<()> {
 
 /// Role ids directly assigned to `user` on `target` (validators expand
 /// implied roles from global data).
-async fn roles_on(state: &AppState, user: &User, target: Target) -> Result<Vec<keyfed_shared::ids::RoleId>> {
+async fn roles_on(
+    state: &AppState,
+    user: &User,
+    target: Target,
+) -> Result<Vec<keyfed_shared::ids::RoleId>> {
     let direct = state
         .store
         .list_assignments(&AssignmentFilter {
@@ -92,7 +93,11 @@ async fn roles_on(state: &AppState, user: &User, target: Target) -> Result<Vec<k
     Ok(roles)
 }
 
-async fn resolve_scope(state: &AppState, user: &User, scope: ScopeRequest) -> Result<(Scope, Vec<keyfed_shared::ids::RoleId>)> {
+async fn resolve_scope(
+    state: &AppState,
+    user: &User,
+    scope: ScopeRequest,
+) -> Result<(Scope, Vec<keyfed_shared::ids::RoleId>)> {
     match scope {
         ScopeRequest::Unscoped => {
             // Keystone scopes an unscoped request to the default project when
@@ -101,7 +106,11 @@ async fn resolve_scope(state: &AppState, user: &User, scope: ScopeRequest) -> Re
                 if let Some(project) = state.store.get_project(pid).await? {
                     let roles = roles_on(state, user, Target::Project(project.id.clone())).await?;
                     if project.enabled && !roles.is_empty() {
-                        let scope = Scope::Project { id: project.id, name: project.name, domain_id: project.domain_id };
+                        let scope = Scope::Project {
+                            id: project.id,
+                            name: project.name,
+                            domain_id: project.domain_id,
+                        };
                         return Ok((scope, roles));
                     }
                 }
@@ -119,33 +128,59 @@ async fn resolve_scope(state: &AppState, user: &User, scope: ScopeRequest) -> Re
             let Some(project) = project else {
                 return Err(unauthorized("Could not find the requested project.").into());
             };
-            let domain_enabled = state.global().domains.get(&project.domain_id).is_some_and(|d| d.enabled);
+            let domain_enabled = state
+                .global()
+                .domains
+                .get(&project.domain_id)
+                .is_some_and(|d| d.enabled);
             if !project.enabled || !domain_enabled {
                 return Err(unauthorized(format!("Project {} is disabled.", project.id)).into());
             }
             let roles = roles_on(state, user, Target::Project(project.id.clone())).await?;
             if roles.is_empty() {
-                return Err(unauthorized(format!("User {} has no access to project {}.", user.id, project.id)).into());
+                return Err(unauthorized(format!(
+                    "User {} has no access to project {}.",
+                    user.id, project.id
+                ))
+                .into());
             }
-            Ok((Scope::Project { id: project.id, name: project.name, domain_id: project.domain_id }, roles))
+            Ok((
+                Scope::Project {
+                    id: project.id,
+                    name: project.name,
+                    domain_id: project.domain_id,
+                },
+                roles,
+            ))
         }
         ScopeRequest::Domain(domain_ref) => {
             let Some(domain) = resolve_domain(state, &domain_ref) else {
                 return Err(unauthorized("Could not find the requested domain.").into());
             };
-            if !state.global().domains.get(&domain).is_some_and(|d| d.enabled) {
+            if !state
+                .global()
+                .domains
+                .get(&domain)
+                .is_some_and(|d| d.enabled)
+            {
                 return Err(unauthorized(format!("Domain {domain} is disabled.")).into());
             }
             let roles = roles_on(state, user, Target::Domain(domain.clone())).await?;
             if roles.is_empty() {
-                return Err(unauthorized(format!("User {} has no access to domain {domain}.", user.id)).into());
+                return Err(unauthorized(format!(
+                    "User {} has no access to domain {domain}.",
+                    user.id
+                ))
+                .into());
             }
             Ok((Scope::Domain { id: domain }, roles))
         }
         ScopeRequest::System => {
             let roles = roles_on(state, user, Target::System).await?;
             if roles.is_empty() {
-                return Err(unauthorized(format!("User {} has no access to the system.", user.id)).into());
+                return Err(
+                    unauthorized(format!("User {} has no access to the system.", user.id)).into(),
+                );
             }
             Ok((Scope::System, roles))
         }
@@ -206,8 +241,13 @@ async fn issue(
     let token = state.sign(&claims)?;
     tracing::info!(user = %claims.user_id, "token issued");
     let with_catalog = query_flag(&query, "nocatalog") != Some(true);
-    let mut response = (StatusCode::CREATED, Json(state.token_body(&claims, with_catalog))).into_response();
-    let value = HeaderValue::from_str(&token).map_err(|_| Error::Internal("token is not a header value".into()))?;
+    let mut response = (
+        StatusCode::CREATED,
+        Json(state.token_body(&claims, with_catalog)),
+    )
+        .into_response();
+    let value = HeaderValue::from_str(&token)
+        .map_err(|_| Error::Internal("token is not a header value".into()))?;
     response.headers_mut().insert(SUBJECT_HEADER, value);
     Ok(response)
 }
@@ -245,16 +285,24 @@ async fn validate(
     Ok(response)
 }
 
-async fn revoke(State(state): State<AppState>, caller: Caller, headers: HeaderMap) -> Result<StatusCode> {
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<StatusCode> {
     let subject = subject_token(&headers)?;
-    let claims = state.validate(subject, false).map_err(|_| token_not_found())?;
+    let claims = state
+        .validate(subject, false)
+        .map_err(|_| token_not_found())?;
     if !caller.is_admin() && caller.claims.user_id != claims.user_id {
         return Err(ApiError::forbidden().into());
     }
     let Some(audit_id) = claims.audit_ids.first() else {
         return Err(token_not_found());
     };
-    state.revoke(RevocationSubject::AuditId(audit_id.clone())).await?;
+    state
+        .revoke(RevocationSubject::AuditId(audit_id.clone()))
+        .await?;
     tracing::info!(user = %claims.user_id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -306,7 +354,11 @@ async fn auth_system(State(state): State<AppState>, caller: Caller) -> Result<Re
             role_id: None,
         })
         .await?;
-    let system = if direct.is_empty() { vec![] } else { vec![json!({"all": true})] };
+    let system = if direct.is_empty() {
+        vec![]
+    } else {
+        vec![json!({"all": true})]
+    };
     Ok(Json(json!({
         "system": system,
         "links": {"self": format!("{}/v3/auth/system", state.public_url), "previous": null, "next": null},

@@ -58,10 +58,15 @@ fn bad(field: &str, what: &str) -> ApiError {
 }
 
 /// An optional string field (null counts as absent).
-pub fn opt_str(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, ApiError> {
+pub fn opt_str(
+    obj: &Map<String, Value>,
+    key: &str,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() > max => Err(bad(key, "too long")),
+        Some(Value::String(s)) if s.contains('\0') => Err(bad(key, "must not contain NUL")),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(bad(key, "expected a string")),
     }

@@ -22,11 +22,24 @@ const MAX_URL_LEN: usize = 2048;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v3/regions", get(list_regions).post(create_region))
-        .route("/v3/regions/{id}", get(show_region).patch(update_region).delete(delete_region))
+        .route(
+            "/v3/regions/{id}",
+            get(show_region).patch(update_region).delete(delete_region),
+        )
         .route("/v3/services", get(list_services).post(create_service))
-        .route("/v3/services/{id}", get(show_service).patch(update_service).delete(delete_service))
+        .route(
+            "/v3/services/{id}",
+            get(show_service)
+                .patch(update_service)
+                .delete(delete_service),
+        )
         .route("/v3/endpoints", get(list_endpoints).post(create_endpoint))
-        .route("/v3/endpoints/{id}", get(show_endpoint).patch(update_endpoint).delete(delete_endpoint))
+        .route(
+            "/v3/endpoints/{id}",
+            get(show_endpoint)
+                .patch(update_endpoint)
+                .delete(delete_endpoint),
+        )
 }
 
 // ---- regions
@@ -45,12 +58,19 @@ fn find_region(state: &AppState, id: &str) -> Result<Region> {
         .ok_or_else(|| ApiError::not_found("region", id).into())
 }
 
-async fn list_regions(State(state): State<AppState>, _caller: Caller, QueryMap(q): QueryMap) -> Result<Response> {
+async fn list_regions(
+    State(state): State<AppState>,
+    _caller: Caller,
+    QueryMap(q): QueryMap,
+) -> Result<Response> {
     let items = state
         .global()
         .regions
         .iter()
-        .filter(|r| q.get("parent_region_id").is_none_or(|p| r.parent_region_id.as_ref().is_some_and(|x| x.as_str() == p)))
+        .filter(|r| {
+            q.get("parent_region_id")
+                .is_none_or(|p| r.parent_region_id.as_ref().is_some_and(|x| x.as_str() == p))
+        })
         .map(|r| region_json(&state, r))
         .collect();
     Ok(collection(&state, "regions", "regions", items))
@@ -60,7 +80,30 @@ fn parent_region(obj: &Map<String, Value>) -> Result<Option<RegionId>, ApiError>
     Ok(opt_str(obj, "parent_region_id", MAX_ID_LEN)?.map(RegionId::new))
 }
 
-async fn create_region(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response> {
+/// Rejects a parent chain that leads back to the region itself.
+fn check_no_cycle(state: &AppState, region: &Region) -> Result<(), ApiError> {
+    let global = state.global();
+    let mut next = region.parent_region_id.clone();
+    let mut steps = 0;
+    while let Some(parent) = next {
+        if parent == region.id || steps > global.regions.len() {
+            return Err(ApiError::validation("A region cannot be its own ancestor."));
+        }
+        steps += 1;
+        next = global
+            .regions
+            .iter()
+            .find(|r| r.id == parent)
+            .and_then(|r| r.parent_region_id.clone());
+    }
+    Ok(())
+}
+
+async fn create_region(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
     caller.require_admin()?;
     let obj = section(&body, "region")?;
     let region = Region {
@@ -68,14 +111,27 @@ async fn create_region(State(state): State<AppState>, caller: Caller, JsonBody(b
         description: opt_str(obj, "description", 65_535)?.unwrap_or_default(),
         parent_region_id: parent_region(obj)?,
     };
+    check_no_cycle(&state, &region)?;
     state.store.create_region(&region).await?;
     state.reload_global().await?;
-    Ok(entity(StatusCode::CREATED, "region", region_json(&state, &region)))
+    Ok(entity(
+        StatusCode::CREATED,
+        "region",
+        region_json(&state, &region),
+    ))
 }
 
-async fn show_region(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn show_region(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let region = find_region(&state, &id)?;
-    Ok(entity(StatusCode::OK, "region", region_json(&state, &region)))
+    Ok(entity(
+        StatusCode::OK,
+        "region",
+        region_json(&state, &region),
+    ))
 }
 
 async fn update_region(
@@ -94,19 +150,29 @@ async fn update_region(
     if obj.contains_key("parent_region_id") {
         region.parent_region_id = parent_region(obj)?;
     }
-    if region.parent_region_id.as_ref() == Some(&region.id) {
-        return Err(ApiError::validation("A region cannot be its own parent.").into());
-    }
+    check_no_cycle(&state, &region)?;
     if !state.store.update_region(&region).await? {
         return Err(ApiError::not_found("region", &id).into());
     }
     state.reload_global().await?;
-    Ok(entity(StatusCode::OK, "region", region_json(&state, &region)))
+    Ok(entity(
+        StatusCode::OK,
+        "region",
+        region_json(&state, &region),
+    ))
 }
 
-async fn delete_region(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn delete_region(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     caller.require_admin()?;
-    if !state.store.delete_region(&RegionId::new(id.as_str())).await? {
+    if !state
+        .store
+        .delete_region(&RegionId::new(id.as_str()))
+        .await?
+    {
         return Err(ApiError::not_found("region", &id).into());
     }
     state.reload_global().await?;
@@ -131,24 +197,38 @@ fn find_service(state: &AppState, id: &str) -> Result<Service> {
         .ok_or_else(|| ApiError::not_found("service", id).into())
 }
 
-async fn list_services(State(state): State<AppState>, caller: Caller, QueryMap(q): QueryMap) -> Result<Response> {
+async fn list_services(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryMap(q): QueryMap,
+) -> Result<Response> {
     caller.require_reader()?;
     let items = state
         .global()
         .services
         .iter()
         .filter(|s| q.get("type").is_none_or(|t| *t == s.service_type))
-        .filter(|s| q.get("name").is_none_or(|n| s.extra.get("name").and_then(Value::as_str) == Some(n)))
+        .filter(|s| {
+            q.get("name")
+                .is_none_or(|n| s.extra.get("name").and_then(Value::as_str) == Some(n))
+        })
         .map(|s| service_json(&state, s))
         .collect();
     Ok(collection(&state, "services", "services", items))
 }
 
-async fn create_service(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response> {
+async fn create_service(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
     caller.require_admin()?;
     let obj = section(&body, "service")?;
     let Some(service_type) = opt_str(obj, "type", 255)? else {
-        return Err(ApiError::validation("Invalid input for field 'type': 'type' is a required property.").into());
+        return Err(ApiError::validation(
+            "Invalid input for field 'type': 'type' is a required property.",
+        )
+        .into());
     };
     opt_str(obj, "name", 255)?;
     let service = Service {
@@ -159,13 +239,25 @@ async fn create_service(State(state): State<AppState>, caller: Caller, JsonBody(
     };
     state.store.create_service(&service).await?;
     state.reload_global().await?;
-    Ok(entity(StatusCode::CREATED, "service", service_json(&state, &service)))
+    Ok(entity(
+        StatusCode::CREATED,
+        "service",
+        service_json(&state, &service),
+    ))
 }
 
-async fn show_service(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn show_service(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     caller.require_reader()?;
     let service = find_service(&state, &id)?;
-    Ok(entity(StatusCode::OK, "service", service_json(&state, &service)))
+    Ok(entity(
+        StatusCode::OK,
+        "service",
+        service_json(&state, &service),
+    ))
 }
 
 async fn update_service(
@@ -189,12 +281,24 @@ async fn update_service(
         return Err(ApiError::not_found("service", &id).into());
     }
     state.reload_global().await?;
-    Ok(entity(StatusCode::OK, "service", service_json(&state, &service)))
+    Ok(entity(
+        StatusCode::OK,
+        "service",
+        service_json(&state, &service),
+    ))
 }
 
-async fn delete_service(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn delete_service(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     caller.require_admin()?;
-    if !state.store.delete_service(&ServiceId::new(id.as_str())).await? {
+    if !state
+        .store
+        .delete_service(&ServiceId::new(id.as_str()))
+        .await?
+    {
         return Err(ApiError::not_found("service", &id).into());
     }
     state.reload_global().await?;
@@ -225,16 +329,18 @@ fn interface(obj: &Map<String, Value>) -> Result<Option<Interface>, ApiError> {
     match opt_str(obj, "interface", 16)? {
         None => Ok(None),
         Some(i) => Interface::parse(&i).map(Some).ok_or_else(|| {
-            ApiError::validation("Invalid input for field 'interface': expected public, internal or admin.")
+            ApiError::validation(
+                "Invalid input for field 'interface': expected public, internal or admin.",
+            )
         }),
     }
 }
 
 fn url(obj: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     match opt_str(obj, "url", MAX_URL_LEN)? {
-        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => Err(ApiError::validation(
-            "Invalid input for field 'url': expected an http(s) URL.",
-        )),
+        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => Err(
+            ApiError::validation("Invalid input for field 'url': expected an http(s) URL."),
+        ),
         other => Ok(other),
     }
 }
@@ -246,7 +352,11 @@ fn region_ref(obj: &Map<String, Value>) -> Result<Option<RegionId>, ApiError> {
         .map(RegionId::new))
 }
 
-async fn list_endpoints(State(state): State<AppState>, caller: Caller, QueryMap(q): QueryMap) -> Result<Response> {
+async fn list_endpoints(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryMap(q): QueryMap,
+) -> Result<Response> {
     caller.require_reader()?;
     let enabled = query_flag(&q, "enabled");
     let items = state
@@ -254,19 +364,35 @@ async fn list_endpoints(State(state): State<AppState>, caller: Caller, QueryMap(
         .endpoints
         .iter()
         .filter(|e| q.get("interface").is_none_or(|i| i == e.interface.as_str()))
-        .filter(|e| q.get("service_id").is_none_or(|s| s == e.service_id.as_str()))
-        .filter(|e| q.get("region_id").is_none_or(|r| e.region_id.as_ref().is_some_and(|x| x.as_str() == r)))
+        .filter(|e| {
+            q.get("service_id")
+                .is_none_or(|s| s == e.service_id.as_str())
+        })
+        .filter(|e| {
+            q.get("region_id")
+                .is_none_or(|r| e.region_id.as_ref().is_some_and(|x| x.as_str() == r))
+        })
         .filter(|e| enabled.is_none_or(|x| x == e.enabled))
         .map(|e| endpoint_json(&state, e))
         .collect();
     Ok(collection(&state, "endpoints", "endpoints", items))
 }
 
-async fn create_endpoint(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response> {
+async fn create_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
     caller.require_admin()?;
     let obj = section(&body, "endpoint")?;
-    let (Some(interface), Some(url), Some(service_id)) = (interface(obj)?, url(obj)?, opt_str(obj, "service_id", MAX_ID_LEN)?) else {
-        return Err(ApiError::validation("An endpoint needs 'interface', 'url' and 'service_id'.").into());
+    let (Some(interface), Some(url), Some(service_id)) = (
+        interface(obj)?,
+        url(obj)?,
+        opt_str(obj, "service_id", MAX_ID_LEN)?,
+    ) else {
+        return Err(
+            ApiError::validation("An endpoint needs 'interface', 'url' and 'service_id'.").into(),
+        );
     };
     let endpoint = Endpoint {
         id: EndpointId::generate(),
@@ -278,13 +404,25 @@ async fn create_endpoint(State(state): State<AppState>, caller: Caller, JsonBody
     };
     state.store.create_endpoint(&endpoint).await?;
     state.reload_global().await?;
-    Ok(entity(StatusCode::CREATED, "endpoint", endpoint_json(&state, &endpoint)))
+    Ok(entity(
+        StatusCode::CREATED,
+        "endpoint",
+        endpoint_json(&state, &endpoint),
+    ))
 }
 
-async fn show_endpoint(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn show_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     caller.require_reader()?;
     let endpoint = find_endpoint(&state, &id)?;
-    Ok(entity(StatusCode::OK, "endpoint", endpoint_json(&state, &endpoint)))
+    Ok(entity(
+        StatusCode::OK,
+        "endpoint",
+        endpoint_json(&state, &endpoint),
+    ))
 }
 
 async fn update_endpoint(
@@ -316,12 +454,24 @@ async fn update_endpoint(
         return Err(ApiError::not_found("endpoint", &id).into());
     }
     state.reload_global().await?;
-    Ok(entity(StatusCode::OK, "endpoint", endpoint_json(&state, &endpoint)))
+    Ok(entity(
+        StatusCode::OK,
+        "endpoint",
+        endpoint_json(&state, &endpoint),
+    ))
 }
 
-async fn delete_endpoint(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn delete_endpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     caller.require_admin()?;
-    if !state.store.delete_endpoint(&EndpointId::new(id.as_str())).await? {
+    if !state
+        .store
+        .delete_endpoint(&EndpointId::new(id.as_str()))
+        .await?
+    {
         return Err(ApiError::not_found("endpoint", &id).into());
     }
     state.reload_global().await?;

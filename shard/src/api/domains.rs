@@ -1,7 +1,9 @@
 //! `/v3/domains`. Domains are global data: every write reloads the in-memory
 //! snapshot that token validation reads.
 
-use super::body::{check_id, name, opt_bool, opt_name, opt_str, query_flag, section, JsonBody, QueryMap};
+use super::body::{
+    check_id, name, opt_bool, opt_name, opt_str, query_flag, section, JsonBody, QueryMap,
+};
 use super::{collection, entity, to_json, with_links};
 use crate::error::Result;
 use crate::policy::Caller;
@@ -45,7 +47,11 @@ async fn load(state: &AppState, id: &str) -> Result<Domain> {
         .ok_or_else(|| ApiError::not_found("domain", id).into())
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, QueryMap(q): QueryMap) -> Result<Response> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryMap(q): QueryMap,
+) -> Result<Response> {
     caller.require_reader()?;
     let enabled = query_flag(&q, "enabled");
     let items = state
@@ -60,7 +66,11 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryMap(q): QueryM
     Ok(collection(&state, "domains", "domains", items))
 }
 
-async fn create(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response> {
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
     caller.require_admin()?;
     let obj = section(&body, "domain")?;
     let domain = Domain {
@@ -72,10 +82,18 @@ async fn create(State(state): State<AppState>, caller: Caller, JsonBody(body): J
     state.store.create_domain(&domain).await?;
     state.reload_global().await?;
     tracing::info!(domain = %domain.id, "domain created");
-    Ok(entity(StatusCode::CREATED, "domain", render(&state, &domain)))
+    Ok(entity(
+        StatusCode::CREATED,
+        "domain",
+        render(&state, &domain),
+    ))
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let domain = load(&state, &id).await?;
     let own = caller.claims.user_domain_id == domain.id;
     if !own {
@@ -108,13 +126,19 @@ async fn update(
         return Err(ApiError::not_found("domain", &id).into());
     }
     if was_enabled && !domain.enabled {
-        state.revoke(RevocationSubject::Domain(domain.id.clone())).await?;
+        state
+            .revoke(RevocationSubject::Domain(domain.id.clone()))
+            .await?;
     }
     state.reload_global().await?;
     Ok(entity(StatusCode::OK, "domain", render(&state, &domain)))
 }
 
-async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     caller.require_admin()?;
     let domain = load(&state, &id).await?;
     if domain.enabled {

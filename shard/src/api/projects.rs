@@ -21,7 +21,14 @@ use keyfed_shared::revocation::RevocationSubject;
 use serde_json::{json, Map, Value};
 
 const KNOWN: &[&str] = &[
-    "id", "name", "domain_id", "description", "enabled", "tags", "parent_id", "is_domain",
+    "id",
+    "name",
+    "domain_id",
+    "description",
+    "enabled",
+    "tags",
+    "parent_id",
+    "is_domain",
     "options",
 ];
 
@@ -63,7 +70,11 @@ pub(super) fn list_filter(q: &super::body::Query) -> ListFilter {
     }
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, QueryMap(q): QueryMap) -> Result<Response> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryMap(q): QueryMap,
+) -> Result<Response> {
     caller.require_reader()?;
     let items = state
         .store
@@ -87,7 +98,9 @@ pub(super) fn default_domain(caller: &Caller) -> DomainId {
 
 fn reject_hierarchy(obj: &Map<String, Value>, domain_id: &DomainId) -> Result<(), ApiError> {
     if opt_bool(obj, "is_domain")? == Some(true) {
-        return Err(ApiError::validation("Projects acting as domains are not supported; create a domain."));
+        return Err(ApiError::validation(
+            "Projects acting as domains are not supported; create a domain.",
+        ));
     }
     match opt_str(obj, "parent_id", MAX_ID_LEN)? {
         Some(parent) if parent != domain_id.as_str() => Err(ApiError::validation(
@@ -97,7 +110,11 @@ fn reject_hierarchy(obj: &Map<String, Value>, domain_id: &DomainId) -> Result<()
     }
 }
 
-async fn create(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response> {
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
     caller.require_admin()?;
     let obj = section(&body, "project")?;
     let domain_id = opt_str(obj, "domain_id", MAX_ID_LEN)?
@@ -118,10 +135,18 @@ async fn create(State(state): State<AppState>, caller: Caller, JsonBody(body): J
     };
     state.store.create_project(&project).await?;
     tracing::info!(project = %project.id, "project created");
-    Ok(entity(StatusCode::CREATED, "project", render(&state, &project)))
+    Ok(entity(
+        StatusCode::CREATED,
+        "project",
+        render(&state, &project),
+    ))
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     caller.require_reader_or_scoped_to(&ProjectId::new(id.as_str()))?;
     let project = load(&state, &id).await?;
     Ok(entity(StatusCode::OK, "project", render(&state, &project)))
@@ -159,7 +184,11 @@ async fn update(
     project.extra.extend(extras(obj, KNOWN));
     let revoke = (was_enabled && !project.enabled)
         .then(|| state.revocation_event(RevocationSubject::Project(project.id.clone())));
-    if !state.store.update_project(&project, revoke.as_ref()).await? {
+    if !state
+        .store
+        .update_project(&project, revoke.as_ref())
+        .await?
+    {
         return Err(ApiError::not_found("project", &id).into());
     }
     if let Some(event) = revoke {
@@ -168,7 +197,11 @@ async fn update(
     Ok(entity(StatusCode::OK, "project", render(&state, &project)))
 }
 
-async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     caller.require_admin()?;
     let pid = ProjectId::new(id.as_str());
     let event = state.revocation_event(RevocationSubject::Project(pid.clone()));
@@ -179,4 +212,3 @@ async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     tracing::info!(project = %id, "project deleted");
     Ok(StatusCode::NO_CONTENT)
 }
-

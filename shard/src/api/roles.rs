@@ -49,20 +49,31 @@ fn known_role(state: &AppState, id: &str) -> Result<Role> {
         .ok_or_else(|| ApiError::not_found("role", id).into())
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, QueryMap(q): QueryMap) -> Result<Response> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryMap(q): QueryMap,
+) -> Result<Response> {
     caller.require_reader()?;
     let mut roles: Vec<Role> = state.global().roles.values().cloned().collect();
     roles.sort_by(|a, b| a.name.cmp(&b.name));
     let items = roles
         .iter()
         .filter(|r| q.get("name").is_none_or(|n| *n == r.name))
-        .filter(|r| q.get("domain_id").is_none_or(|d| r.domain_id.as_ref().is_some_and(|x| x.as_str() == d)))
+        .filter(|r| {
+            q.get("domain_id")
+                .is_none_or(|d| r.domain_id.as_ref().is_some_and(|x| x.as_str() == d))
+        })
         .map(|r| render(&state, r))
         .collect();
     Ok(collection(&state, "roles", "roles", items))
 }
 
-async fn create(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response> {
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
     caller.require_admin()?;
     let obj = section(&body, "role")?;
     let role = Role {
@@ -77,7 +88,11 @@ async fn create(State(state): State<AppState>, caller: Caller, JsonBody(body): J
     Ok(entity(StatusCode::CREATED, "role", render(&state, &role)))
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     caller.require_reader()?;
     let role = known_role(&state, &id)?;
     Ok(entity(StatusCode::OK, "role", render(&state, &role)))
@@ -106,7 +121,11 @@ async fn update(
     Ok(entity(StatusCode::OK, "role", render(&state, &role)))
 }
 
-async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     caller.require_admin()?;
     if !state.store.delete_role(&RoleId::new(id.as_str())).await? {
         return Err(ApiError::not_found("role", &id).into());
@@ -120,7 +139,11 @@ fn inference(state: &AppState, prior: &Role, implies: Value) -> Value {
     json!({"role_inference": {"prior_role": role_ref(state, prior), "implies": implies}})
 }
 
-async fn list_implied(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn list_implied(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     caller.require_reader()?;
     let prior = known_role(&state, &id)?;
     let global = state.global();
@@ -146,7 +169,11 @@ async fn show_implied(
 ) -> Result<Response> {
     caller.require_reader()?;
     let (prior, implied) = implication(&state, &prior, &implied)?;
-    let exists = state.global().implied.get(&prior.id).is_some_and(|v| v.contains(&implied.id));
+    let exists = state
+        .global()
+        .implied
+        .get(&prior.id)
+        .is_some_and(|v| v.contains(&implied.id));
     if !exists {
         return Err(ApiError::not_found("implied role", implied.id.as_str()).into());
     }
@@ -161,13 +188,26 @@ async fn add_implied(
     caller.require_admin()?;
     let (prior, implied) = implication(&state, &prior, &implied)?;
     // Refuse cycles: `implied` must not already (transitively) imply `prior`.
-    if state.global().effective_roles([&implied.id]).contains(&prior.id) {
-        return Err(ApiError::conflict("This implication would create a cycle of implied roles.").into());
+    if state
+        .global()
+        .effective_roles([&implied.id])
+        .contains(&prior.id)
+    {
+        return Err(
+            ApiError::conflict("This implication would create a cycle of implied roles.").into(),
+        );
     }
-    let rule = ImpliedRole { prior: prior.id.clone(), implied: implied.id.clone() };
+    let rule = ImpliedRole {
+        prior: prior.id.clone(),
+        implied: implied.id.clone(),
+    };
     state.store.add_implied_role(&rule).await?;
     state.reload_global().await?;
-    Ok((StatusCode::CREATED, Json(inference(&state, &prior, role_ref(&state, &implied)))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(inference(&state, &prior, role_ref(&state, &implied))),
+    )
+        .into_response())
 }
 
 async fn remove_implied(
@@ -177,7 +217,10 @@ async fn remove_implied(
 ) -> Result<StatusCode> {
     caller.require_admin()?;
     let (prior, implied) = implication(&state, &prior, &implied)?;
-    let rule = ImpliedRole { prior: prior.id, implied: implied.id };
+    let rule = ImpliedRole {
+        prior: prior.id,
+        implied: implied.id,
+    };
     if !state.store.remove_implied_role(&rule).await? {
         return Err(ApiError::not_found("implied role", rule.implied.as_str()).into());
     }
@@ -201,6 +244,15 @@ async fn inferences(State(state): State<AppState>, caller: Caller) -> Result<Res
             Some(json!({"prior_role": role_ref(&state, prior), "implies": implies}))
         })
         .collect();
-    items.sort_by(|a, b| a["prior_role"]["name"].as_str().cmp(&b["prior_role"]["name"].as_str()));
-    Ok(collection(&state, "role_inferences", "role_inferences", items))
+    items.sort_by(|a, b| {
+        a["prior_role"]["name"]
+            .as_str()
+            .cmp(&b["prior_role"]["name"].as_str())
+    });
+    Ok(collection(
+        &state,
+        "role_inferences",
+        "role_inferences",
+        items,
+    ))
 }

@@ -1,7 +1,9 @@
 //! `/v3/users`: users homed on this shard, their passwords and projects.
 
 use super::assignments::user_projects;
-use super::body::{check_id, extras, name, opt_bool, opt_name, opt_str, section, JsonBody, QueryMap};
+use super::body::{
+    check_id, extras, name, opt_bool, opt_name, opt_str, section, JsonBody, QueryMap,
+};
 use super::projects::{default_domain, list_filter};
 use super::{collection, entity, to_json, with_links};
 use crate::error::Result;
@@ -20,8 +22,15 @@ use keyfed_shared::revocation::RevocationSubject;
 use serde_json::{json, Value};
 
 const KNOWN: &[&str] = &[
-    "id", "name", "domain_id", "enabled", "password", "default_project_id", "options",
-    "password_expires_at", "original_password",
+    "id",
+    "name",
+    "domain_id",
+    "enabled",
+    "password",
+    "default_project_id",
+    "options",
+    "password_expires_at",
+    "original_password",
 ];
 
 pub(super) fn routes() -> Router<AppState> {
@@ -53,15 +62,23 @@ fn password(obj: &serde_json::Map<String, Value>, key: &str) -> Result<Option<Se
     Ok(opt_str(obj, key, MAX_PASSWORD_LEN)?.map(Secret::new))
 }
 
-fn default_project(obj: &serde_json::Map<String, Value>) -> Result<Option<Option<ProjectId>>, ApiError> {
+fn default_project(
+    obj: &serde_json::Map<String, Value>,
+) -> Result<Option<Option<ProjectId>>, ApiError> {
     match obj.get("default_project_id") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
-        Some(_) => Ok(Some(opt_str(obj, "default_project_id", MAX_ID_LEN)?.map(ProjectId::new))),
+        Some(_) => Ok(Some(
+            opt_str(obj, "default_project_id", MAX_ID_LEN)?.map(ProjectId::new),
+        )),
     }
 }
 
-async fn list(State(state): State<AppState>, caller: Caller, QueryMap(q): QueryMap) -> Result<Response> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryMap(q): QueryMap,
+) -> Result<Response> {
     caller.require_reader()?;
     let items = state
         .store
@@ -73,7 +90,11 @@ async fn list(State(state): State<AppState>, caller: Caller, QueryMap(q): QueryM
     Ok(collection(&state, "users", "users", items))
 }
 
-async fn create(State(state): State<AppState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response> {
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
     caller.require_admin()?;
     let obj = section(&body, "user")?;
     let domain_id = opt_str(obj, "domain_id", MAX_ID_LEN)?
@@ -99,7 +120,11 @@ async fn create(State(state): State<AppState>, caller: Caller, JsonBody(body): J
     Ok(entity(StatusCode::CREATED, "user", render(&state, &user)))
 }
 
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     caller.require_reader_or_self(&UserId::new(id.as_str()))?;
     let user = load(&state, &id).await?;
     Ok(entity(StatusCode::OK, "user", render(&state, &user)))
@@ -150,7 +175,11 @@ async fn update(
     Ok(entity(StatusCode::OK, "user", render(&state, &user)))
 }
 
-async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode> {
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     caller.require_admin()?;
     let uid = UserId::new(id.as_str());
     let event = state.revocation_event(RevocationSubject::User(uid.clone()));
@@ -174,12 +203,21 @@ async fn change_password(
         return Err(ApiError::forbidden().into());
     }
     let obj = section(&body, "user")?;
-    let (Some(original), Some(new)) = (password(obj, "original_password")?, password(obj, "password")?) else {
-        return Err(ApiError::validation("Both 'password' and 'original_password' are required.").into());
+    let (Some(original), Some(new)) = (
+        password(obj, "original_password")?,
+        password(obj, "password")?,
+    ) else {
+        return Err(
+            ApiError::validation("Both 'password' and 'original_password' are required.").into(),
+        );
     };
     let stored = state.store.password_hash(&uid).await?;
     if !state.hasher.verify(&original, stored.as_deref()).await? {
-        return Err(ApiError::new(ErrorKind::Unauthorized, "The original password is incorrect.").into());
+        return Err(ApiError::new(
+            ErrorKind::Unauthorized,
+            "The original password is incorrect.",
+        )
+        .into());
     }
     let hash = state.hasher.hash(&new).await?;
     let event = state.revocation_event(RevocationSubject::User(uid.clone()));
@@ -191,7 +229,11 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn projects(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response> {
+async fn projects(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let uid = UserId::new(id.as_str());
     caller.require_reader_or_self(&uid)?;
     load(&state, &id).await?;
@@ -200,5 +242,10 @@ async fn projects(State(state): State<AppState>, caller: Caller, Path(id): Path<
         .iter()
         .map(|p| super::projects::render(&state, p))
         .collect();
-    Ok(collection(&state, "projects", &format!("users/{id}/projects"), items))
+    Ok(collection(
+        &state,
+        "projects",
+        &format!("users/{id}/projects"),
+        items,
+    ))
 }

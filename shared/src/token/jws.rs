@@ -54,8 +54,7 @@ impl Signer {
     /// Encodes and signs the claims.
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
         let payload = serde_json::to_vec(claims).map_err(|_| TokenError::Encode)?;
-        let mut token =
-            String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 100);
+        let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 100);
         token.push_str(&self.header_b64);
         token.push('.');
         B64.encode_string(payload, &mut token);
@@ -194,7 +193,11 @@ mod tests {
 
     #[test]
     fn rejects_other_algorithms_and_garbage() {
-        let none = format!("{}.{}.", B64.encode(br#"{"alg":"none","kid":"x"}"#), B64.encode(b"{}"));
+        let none = format!(
+            "{}.{}.",
+            B64.encode(br#"{"alg":"none","kid":"x"}"#),
+            B64.encode(b"{}")
+        );
         assert_eq!(parse(&none).unwrap_err(), TokenError::UnsupportedAlgorithm);
         for bad in ["", "a", "a.b", "a.b.c.d", "....", &"x".repeat(5000)] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");

@@ -51,7 +51,11 @@ async fn regions(s: &dyn Store) {
     let all = s.list_regions().await.unwrap();
     assert!(all.contains(&parent) && all.contains(&child));
     assert_sorted(&all, |r| r.id.clone(), "list_regions");
-    assert_err!(s.create_region(&parent).await, Conflict, "duplicate region id");
+    assert_err!(
+        s.create_region(&parent).await,
+        Conflict,
+        "duplicate region id"
+    );
 
     child.description = "changed".into();
     child.parent_region_id = None;
@@ -59,15 +63,26 @@ async fn regions(s: &dyn Store) {
     assert!(s.list_regions().await.unwrap().contains(&child));
 
     let orphan = region(Some(&RegionId::generate()));
-    assert_err!(s.create_region(&orphan).await, MissingReference, "unknown parent");
+    assert_err!(
+        s.create_region(&orphan).await,
+        MissingReference,
+        "unknown parent"
+    );
     assert!(!s.list_regions().await.unwrap().contains(&orphan));
     child.parent_region_id = Some(RegionId::generate());
-    assert_err!(s.update_region(&child).await, MissingReference, "move under unknown parent");
+    assert_err!(
+        s.update_region(&child).await,
+        MissingReference,
+        "move under unknown parent"
+    );
 
     assert!(s.delete_region(&child.id).await.unwrap());
     assert!(s.delete_region(&parent.id).await.unwrap());
     assert!(!s.delete_region(&parent.id).await.unwrap(), "second delete");
-    assert!(!s.update_region(&parent).await.unwrap(), "update of a missing region");
+    assert!(
+        !s.update_region(&parent).await.unwrap(),
+        "update of a missing region"
+    );
 }
 
 async fn regions_in_use(s: &dyn Store) {
@@ -75,14 +90,25 @@ async fn regions_in_use(s: &dyn Store) {
     s.create_region(&parent).await.expect("create region");
     let child = region(Some(&parent.id));
     s.create_region(&child).await.expect("create child region");
-    assert_err!(s.delete_region(&parent.id).await, InUse, "region with a child");
+    assert_err!(
+        s.delete_region(&parent.id).await,
+        InUse,
+        "region with a child"
+    );
 
     let svc = service();
     s.create_service(&svc).await.expect("create service");
     let ep = endpoint(&svc.id, Some(&child.id));
     s.create_endpoint(&ep).await.expect("create endpoint");
-    assert_err!(s.delete_region(&child.id).await, InUse, "region with an endpoint");
-    assert!(s.list_regions().await.unwrap().contains(&child), "still there");
+    assert_err!(
+        s.delete_region(&child.id).await,
+        InUse,
+        "region with an endpoint"
+    );
+    assert!(
+        s.list_regions().await.unwrap().contains(&child),
+        "still there"
+    );
 
     assert!(s.delete_endpoint(&ep.id).await.unwrap());
     assert!(s.delete_region(&child.id).await.unwrap());
@@ -96,7 +122,11 @@ async fn services_and_endpoints(s: &dyn Store) {
     let services = s.list_services().await.unwrap();
     assert!(services.contains(&svc));
     assert_sorted(&services, |x| x.id.clone(), "list_services");
-    assert_err!(s.create_service(&svc).await, Conflict, "duplicate service id");
+    assert_err!(
+        s.create_service(&svc).await,
+        Conflict,
+        "duplicate service id"
+    );
     svc.service_type = "compute".into();
     svc.enabled = false;
     svc.extra.clear();
@@ -108,11 +138,17 @@ async fn services_and_endpoints(s: &dyn Store) {
     let mut ep = endpoint(&svc.id, Some(&r.id));
     s.create_endpoint(&ep).await.expect("create endpoint");
     let keep = endpoint(&svc.id, None);
-    s.create_endpoint(&keep).await.expect("create endpoint without region");
+    s.create_endpoint(&keep)
+        .await
+        .expect("create endpoint without region");
     let endpoints = s.list_endpoints().await.unwrap();
     assert!(endpoints.contains(&ep) && endpoints.contains(&keep));
     assert_sorted(&endpoints, |x| x.id.clone(), "list_endpoints");
-    assert_err!(s.create_endpoint(&ep).await, Conflict, "duplicate endpoint id");
+    assert_err!(
+        s.create_endpoint(&ep).await,
+        Conflict,
+        "duplicate endpoint id"
+    );
 
     ep.interface = Interface::Admin;
     ep.url = "http://10.0.0.1:5000/v3".into();
@@ -122,14 +158,20 @@ async fn services_and_endpoints(s: &dyn Store) {
     assert!(s.list_endpoints().await.unwrap().contains(&ep));
     assert!(s.delete_endpoint(&ep.id).await.unwrap());
     assert!(!s.delete_endpoint(&ep.id).await.unwrap(), "second delete");
-    assert!(!s.update_endpoint(&ep).await.unwrap(), "update of a missing endpoint");
+    assert!(
+        !s.update_endpoint(&ep).await.unwrap(),
+        "update of a missing endpoint"
+    );
 
     // Deleting the service takes its endpoints along.
     assert!(s.delete_service(&svc.id).await.unwrap());
     assert!(!s.list_endpoints().await.unwrap().contains(&keep));
     assert!(!s.list_services().await.unwrap().contains(&svc));
     assert!(!s.delete_service(&svc.id).await.unwrap(), "second delete");
-    assert!(!s.update_service(&svc).await.unwrap(), "update of a missing service");
+    assert!(
+        !s.update_service(&svc).await.unwrap(),
+        "update of a missing service"
+    );
     assert!(s.delete_region(&r.id).await.unwrap(), "region free again");
 }
 
@@ -139,19 +181,38 @@ async fn endpoint_references(s: &dyn Store) {
     let r = region(None);
     s.create_region(&r).await.expect("create region");
     let orphan = endpoint(&ServiceId::generate(), None);
-    assert_err!(s.create_endpoint(&orphan).await, MissingReference, "unknown service");
+    assert_err!(
+        s.create_endpoint(&orphan).await,
+        MissingReference,
+        "unknown service"
+    );
     let lost = endpoint(&svc.id, Some(&RegionId::generate()));
-    assert_err!(s.create_endpoint(&lost).await, MissingReference, "unknown region");
+    assert_err!(
+        s.create_endpoint(&lost).await,
+        MissingReference,
+        "unknown region"
+    );
 
     let mut ep = endpoint(&svc.id, Some(&r.id));
     s.create_endpoint(&ep).await.expect("create endpoint");
     let before = ep.clone();
     ep.service_id = ServiceId::generate();
-    assert_err!(s.update_endpoint(&ep).await, MissingReference, "move to unknown service");
+    assert_err!(
+        s.update_endpoint(&ep).await,
+        MissingReference,
+        "move to unknown service"
+    );
     ep.service_id = svc.id.clone();
     ep.region_id = Some(RegionId::generate());
-    assert_err!(s.update_endpoint(&ep).await, MissingReference, "move to unknown region");
-    assert!(s.list_endpoints().await.unwrap().contains(&before), "unchanged");
+    assert_err!(
+        s.update_endpoint(&ep).await,
+        MissingReference,
+        "move to unknown region"
+    );
+    assert!(
+        s.list_endpoints().await.unwrap().contains(&before),
+        "unchanged"
+    );
     assert!(s.delete_service(&svc.id).await.unwrap());
     assert!(s.delete_region(&r.id).await.unwrap());
 }
@@ -194,15 +255,28 @@ async fn revocations(s: &dyn Store) {
     }
     let at_base = s.list_revocations(base).await.unwrap();
     assert!(at_base.contains(&young), "live event listed");
-    assert!(!at_base.contains(&old) && !at_base.contains(&edge), "expired events hidden");
+    assert!(
+        !at_base.contains(&old) && !at_base.contains(&edge),
+        "expired events hidden"
+    );
     assert!(s.list_revocations(base - 11).await.unwrap().contains(&old));
 
     let pruned = s.prune_revocations(base).await.unwrap();
-    assert!(pruned >= 2, "pruned {pruned}, expected at least this run's two");
+    assert!(
+        pruned >= 2,
+        "pruned {pruned}, expected at least this run's two"
+    );
     let remaining = s.list_revocations(i64::MIN).await.unwrap();
-    assert!(!remaining.contains(&old) && !remaining.contains(&edge), "pruned");
+    assert!(
+        !remaining.contains(&old) && !remaining.contains(&edge),
+        "pruned"
+    );
     assert!(remaining.contains(&young), "a live event survives pruning");
-    assert_eq!(s.prune_revocations(base).await.unwrap(), 0, "nothing left to prune");
+    assert_eq!(
+        s.prune_revocations(base).await.unwrap(),
+        0,
+        "nothing left to prune"
+    );
     assert!(s.prune_revocations(base + 10).await.unwrap() >= 1);
     assert!(!s.list_revocations(i64::MIN).await.unwrap().contains(&young));
 }

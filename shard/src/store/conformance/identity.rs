@@ -38,7 +38,10 @@ async fn domain_crud(s: &dyn Store) {
     assert!(s.delete_domain(&d.id).await.unwrap());
     assert_eq!(s.get_domain(&d.id).await.unwrap(), None);
     assert!(!s.delete_domain(&d.id).await.unwrap(), "second delete");
-    assert!(!s.update_domain(&d).await.unwrap(), "update of a missing domain");
+    assert!(
+        !s.update_domain(&d).await.unwrap(),
+        "update of a missing domain"
+    );
     assert!(!s.list_domains().await.unwrap().contains(&d));
 }
 
@@ -47,16 +50,32 @@ async fn domain_names_are_unique(s: &dyn Store) {
     let b = new_domain(s).await;
     let mut same_id = domain();
     same_id.id = a.id.clone();
-    assert_err!(s.create_domain(&same_id).await, Conflict, "duplicate domain id");
+    assert_err!(
+        s.create_domain(&same_id).await,
+        Conflict,
+        "duplicate domain id"
+    );
     let mut same_name = domain();
     same_name.name = a.name.clone();
-    assert_err!(s.create_domain(&same_name).await, Conflict, "duplicate domain name");
+    assert_err!(
+        s.create_domain(&same_name).await,
+        Conflict,
+        "duplicate domain name"
+    );
     assert_eq!(s.get_domain(&same_name.id).await.unwrap(), None);
 
     let mut renamed = b.clone();
     renamed.name = a.name.clone();
-    assert_err!(s.update_domain(&renamed).await, Conflict, "rename onto a taken name");
-    assert_eq!(s.get_domain(&b.id).await.unwrap(), Some(b.clone()), "b unchanged");
+    assert_err!(
+        s.update_domain(&renamed).await,
+        Conflict,
+        "rename onto a taken name"
+    );
+    assert_eq!(
+        s.get_domain(&b.id).await.unwrap(),
+        Some(b.clone()),
+        "b unchanged"
+    );
     // Keeping one's own name is no conflict.
     assert!(s.update_domain(&b).await.unwrap());
 }
@@ -67,7 +86,10 @@ async fn project_crud(s: &dyn Store) {
     p.tags = vec!["blue".into(), "green".into()];
     s.create_project(&p).await.expect("create project");
     assert_eq!(s.get_project(&p.id).await.unwrap(), Some(p.clone()));
-    assert_eq!(s.find_project(&d.id, &p.name).await.unwrap(), Some(p.clone()));
+    assert_eq!(
+        s.find_project(&d.id, &p.name).await.unwrap(),
+        Some(p.clone())
+    );
     assert_eq!(s.find_project(&d.id, "no-such-name").await.unwrap(), None);
     let other = new_domain(s).await;
     assert_eq!(s.find_project(&other.id, &p.name).await.unwrap(), None);
@@ -82,7 +104,10 @@ async fn project_crud(s: &dyn Store) {
     assert!(s.update_project(&p, Some(&disable)).await.unwrap());
     assert_eq!(s.get_project(&p.id).await.unwrap(), Some(p.clone()));
     assert!(stored(s, &disable).await, "update_project stores its event");
-    assert!(s.update_project(&p, None).await.unwrap(), "update without event");
+    assert!(
+        s.update_project(&p, None).await.unwrap(),
+        "update without event"
+    );
 
     let delete = marker();
     assert!(s.delete_project(&p.id, &delete).await.unwrap());
@@ -92,7 +117,10 @@ async fn project_crud(s: &dyn Store) {
     let not_stored = marker();
     assert!(!s.delete_project(&p.id, &not_stored).await.unwrap());
     assert!(!s.update_project(&p, Some(&not_stored)).await.unwrap());
-    assert!(!stored(s, &not_stored).await, "no event for a missing project");
+    assert!(
+        !stored(s, &not_stored).await,
+        "no event for a missing project"
+    );
 }
 
 async fn project_rules(s: &dyn Store) {
@@ -102,16 +130,26 @@ async fn project_rules(s: &dyn Store) {
 
     let mut same_id = project(&d.id);
     same_id.id = a.id.clone();
-    assert_err!(s.create_project(&same_id).await, Conflict, "duplicate project id");
+    assert_err!(
+        s.create_project(&same_id).await,
+        Conflict,
+        "duplicate project id"
+    );
     let mut same_name = project(&d.id);
     same_name.name = a.name.clone();
-    assert_err!(s.create_project(&same_name).await, Conflict, "duplicate name in domain");
+    assert_err!(
+        s.create_project(&same_name).await,
+        Conflict,
+        "duplicate name in domain"
+    );
 
     // The same name in another domain is fine.
     let other = new_domain(s).await;
     let mut elsewhere = project(&other.id);
     elsewhere.name = a.name.clone();
-    s.create_project(&elsewhere).await.expect("same name, other domain");
+    s.create_project(&elsewhere)
+        .await
+        .expect("same name, other domain");
 
     let mut renamed = b.clone();
     renamed.name = a.name.clone();
@@ -125,11 +163,19 @@ async fn project_rules(s: &dyn Store) {
     assert_eq!(s.get_project(&b.id).await.unwrap(), Some(b.clone()));
 
     let orphan = project(&DomainId::generate());
-    assert_err!(s.create_project(&orphan).await, MissingReference, "unknown domain");
+    assert_err!(
+        s.create_project(&orphan).await,
+        MissingReference,
+        "unknown domain"
+    );
     assert_eq!(s.get_project(&orphan.id).await.unwrap(), None);
     let mut moved = b.clone();
     moved.domain_id = DomainId::generate();
-    assert_err!(s.update_project(&moved, None).await, MissingReference, "move to unknown domain");
+    assert_err!(
+        s.update_project(&moved, None).await,
+        MissingReference,
+        "move to unknown domain"
+    );
 }
 
 async fn project_list_filters(s: &dyn Store) {
@@ -157,7 +203,11 @@ async fn project_list_filters(s: &dyn Store) {
         ..Default::default()
     })
     .await;
-    assert_eq!(in_d, sorted_projects(vec![on.clone(), off.clone()]), "by domain, in id order");
+    assert_eq!(
+        in_d,
+        sorted_projects(vec![on.clone(), off.clone()]),
+        "by domain, in id order"
+    );
     let disabled = list(ListFilter {
         domain_id: Some(d.id.clone()),
         enabled: Some(false),
@@ -170,7 +220,11 @@ async fn project_list_filters(s: &dyn Store) {
         ..Default::default()
     })
     .await;
-    assert_eq!(ids(named), sorted(vec![on.id.clone(), elsewhere.id.clone()]), "by name");
+    assert_eq!(
+        ids(named),
+        sorted(vec![on.id.clone(), elsewhere.id.clone()]),
+        "by name"
+    );
     let exact = list(ListFilter {
         name: Some(shared_name),
         domain_id: Some(other.id.clone()),
@@ -193,7 +247,9 @@ async fn user_crud(s: &dyn Store) {
     let p = new_project(s, &d.id).await;
     let mut u = user(&d.id);
     u.default_project_id = Some(p.id.clone());
-    s.create_user(&u, Some("$argon2id$v=19$first")).await.expect("create user");
+    s.create_user(&u, Some("$argon2id$v=19$first"))
+        .await
+        .expect("create user");
     assert_eq!(s.get_user(&u.id).await.unwrap(), Some(u.clone()));
     assert_eq!(s.find_user(&d.id, &u.name).await.unwrap(), Some(u.clone()));
     assert_eq!(s.find_user(&d.id, "no-such-name").await.unwrap(), None);
@@ -231,18 +287,31 @@ async fn user_crud(s: &dyn Store) {
 async fn user_passwords(s: &dyn Store) {
     let d = new_domain(s).await;
     let u = new_user(s, &d.id).await;
-    assert_eq!(s.password_hash(&u.id).await.unwrap(), None, "created without");
+    assert_eq!(
+        s.password_hash(&u.id).await.unwrap(),
+        None,
+        "created without"
+    );
 
     let change = marker();
     assert!(s.set_password(&u.id, "hash-1", &change).await.unwrap());
-    assert_eq!(s.password_hash(&u.id).await.unwrap().as_deref(), Some("hash-1"));
+    assert_eq!(
+        s.password_hash(&u.id).await.unwrap().as_deref(),
+        Some("hash-1")
+    );
     assert!(stored(s, &change).await, "set_password stores its event");
 
     // update_user keeps the hash unless given one.
     assert!(s.update_user(&u, None, None).await.unwrap());
-    assert_eq!(s.password_hash(&u.id).await.unwrap().as_deref(), Some("hash-1"));
+    assert_eq!(
+        s.password_hash(&u.id).await.unwrap().as_deref(),
+        Some("hash-1")
+    );
     assert!(s.update_user(&u, Some("hash-2"), None).await.unwrap());
-    assert_eq!(s.password_hash(&u.id).await.unwrap().as_deref(), Some("hash-2"));
+    assert_eq!(
+        s.password_hash(&u.id).await.unwrap().as_deref(),
+        Some("hash-2")
+    );
     assert_eq!(s.get_user(&u.id).await.unwrap(), Some(u.clone()));
 
     // A failed update changes neither the attributes nor the hash.
@@ -255,7 +324,10 @@ async fn user_passwords(s: &dyn Store) {
         Conflict,
         "rename onto a taken user name"
     );
-    assert_eq!(s.password_hash(&u.id).await.unwrap().as_deref(), Some("hash-2"));
+    assert_eq!(
+        s.password_hash(&u.id).await.unwrap().as_deref(),
+        Some("hash-2")
+    );
     assert!(!stored(s, &event).await, "a failed update stores no event");
 }
 
@@ -264,22 +336,40 @@ async fn user_rules(s: &dyn Store) {
     let a = new_user(s, &d.id).await;
     let mut same_id = user(&d.id);
     same_id.id = a.id.clone();
-    assert_err!(s.create_user(&same_id, None).await, Conflict, "duplicate user id");
+    assert_err!(
+        s.create_user(&same_id, None).await,
+        Conflict,
+        "duplicate user id"
+    );
     let mut same_name = user(&d.id);
     same_name.name = a.name.clone();
-    assert_err!(s.create_user(&same_name, Some("h")).await, Conflict, "duplicate name");
+    assert_err!(
+        s.create_user(&same_name, Some("h")).await,
+        Conflict,
+        "duplicate name"
+    );
     assert_eq!(s.get_user(&same_name.id).await.unwrap(), None);
 
     let other = new_domain(s).await;
     let mut elsewhere = user(&other.id);
     elsewhere.name = a.name.clone();
-    s.create_user(&elsewhere, None).await.expect("same name, other domain");
+    s.create_user(&elsewhere, None)
+        .await
+        .expect("same name, other domain");
 
     let orphan = user(&DomainId::generate());
-    assert_err!(s.create_user(&orphan, None).await, MissingReference, "unknown domain");
+    assert_err!(
+        s.create_user(&orphan, None).await,
+        MissingReference,
+        "unknown domain"
+    );
     let mut moved = a.clone();
     moved.domain_id = DomainId::generate();
-    assert_err!(s.update_user(&moved, None, None).await, MissingReference, "move to unknown domain");
+    assert_err!(
+        s.update_user(&moved, None, None).await,
+        MissingReference,
+        "move to unknown domain"
+    );
 }
 
 async fn user_list_filters(s: &dyn Store) {
@@ -308,7 +398,11 @@ async fn user_list_filters(s: &dyn Store) {
         enabled: Some(true),
         ..by_domain
     };
-    assert_eq!(ids(enabled).await, vec![a.id.clone()], "by domain and enabled");
+    assert_eq!(
+        ids(enabled).await,
+        vec![a.id.clone()],
+        "by domain and enabled"
+    );
     let mut named = vec![a.id.clone(), elsewhere.id.clone()];
     named.sort();
     let by_name = ListFilter {

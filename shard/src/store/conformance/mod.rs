@@ -6,9 +6,9 @@
 //! run concurrently with another run on the same store, though: pruning
 //! revocation events is global by nature.
 //!
-//! Layout: this file holds [`run_all`] and the fixtures; [`identity`]
-//! checks domains, projects and users; [`roles`] roles, implications,
-//! assignments and cascades; [`catalog`] the catalog and revocation events.
+//! Layout: this file holds [`run_all`] and the fixtures; `identity`
+//! checks domains, projects and users; `roles` roles, implications,
+//! assignments and cascades; `catalog` the catalog and revocation events.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalog;
@@ -36,12 +36,7 @@ macro_rules! assert_err {
     ($result:expr, $kind:ident, $what:expr) => {
         match $result {
             Err($crate::store::StoreError::$kind(_)) => {}
-            other => panic!(
-                "{}: expected {}, got {:?}",
-                $what,
-                stringify!($kind),
-                other
-            ),
+            other => panic!("{}: expected {}, got {:?}", $what, stringify!($kind), other),
         }
     };
 }

@@ -65,26 +65,50 @@ async fn role_names_are_unique_per_scope(s: &dyn Store) {
     assert_err!(s.create_role(&same_id).await, Conflict, "duplicate role id");
     let mut twin = role(None);
     twin.name = global.name.clone();
-    assert_err!(s.create_role(&twin).await, Conflict, "two global roles, one name");
+    assert_err!(
+        s.create_role(&twin).await,
+        Conflict,
+        "two global roles, one name"
+    );
 
     // A domain role may share a global role's name, once per domain.
     let mut scoped = role(Some(&d.id));
     scoped.name = global.name.clone();
-    s.create_role(&scoped).await.expect("domain role named like a global one");
+    s.create_role(&scoped)
+        .await
+        .expect("domain role named like a global one");
     let mut scoped_twin = role(Some(&d.id));
     scoped_twin.name = global.name.clone();
-    assert_err!(s.create_role(&scoped_twin).await, Conflict, "two roles, one name, one domain");
+    assert_err!(
+        s.create_role(&scoped_twin).await,
+        Conflict,
+        "two roles, one name, one domain"
+    );
     scoped_twin.domain_id = Some(other.id.clone());
-    s.create_role(&scoped_twin).await.expect("same name in another domain");
+    s.create_role(&scoped_twin)
+        .await
+        .expect("same name in another domain");
 
     let mut renamed = new_role(s, None).await;
     renamed.name = global.name.clone();
-    assert_err!(s.update_role(&renamed).await, Conflict, "rename onto a taken name");
+    assert_err!(
+        s.update_role(&renamed).await,
+        Conflict,
+        "rename onto a taken name"
+    );
     let mut moved = scoped.clone();
     moved.domain_id = Some(other.id.clone());
-    assert_err!(s.update_role(&moved).await, Conflict, "move next to a same-named role");
+    assert_err!(
+        s.update_role(&moved).await,
+        Conflict,
+        "move next to a same-named role"
+    );
     moved.domain_id = Some(DomainId::generate());
-    assert_err!(s.update_role(&moved).await, MissingReference, "move to an unknown domain");
+    assert_err!(
+        s.update_role(&moved).await,
+        MissingReference,
+        "move to an unknown domain"
+    );
     assert_eq!(s.get_role(&scoped.id).await.unwrap(), Some(scoped));
 }
 
@@ -110,15 +134,26 @@ async fn implied_roles(s: &dyn Store) {
         prior: unknown.clone(),
         implied: implied.id.clone(),
     };
-    assert_err!(s.add_implied_role(&bad_prior).await, MissingReference, "unknown prior");
+    assert_err!(
+        s.add_implied_role(&bad_prior).await,
+        MissingReference,
+        "unknown prior"
+    );
     let bad_implied = ImpliedRole {
         prior: prior.id.clone(),
         implied: unknown,
     };
-    assert_err!(s.add_implied_role(&bad_implied).await, MissingReference, "unknown implied");
+    assert_err!(
+        s.add_implied_role(&bad_implied).await,
+        MissingReference,
+        "unknown implied"
+    );
 
     assert!(s.remove_implied_role(&rule).await.unwrap());
-    assert!(!s.remove_implied_role(&rule).await.unwrap(), "second remove");
+    assert!(
+        !s.remove_implied_role(&rule).await.unwrap(),
+        "second remove"
+    );
     assert!(!s.list_implied_roles().await.unwrap().contains(&rule));
 
     // Deleting either role removes the implication.
@@ -163,14 +198,24 @@ async fn grants(s: &dyn Store) {
     };
     let mut expected = granted.clone();
     expected.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
-    assert_eq!(s.list_assignments(&by_user).await.unwrap(), expected, "in list order");
+    assert_eq!(
+        s.list_assignments(&by_user).await.unwrap(),
+        expected,
+        "in list order"
+    );
 
     let revoke = marker();
     assert!(s.revoke_grant(&granted[0], &revoke).await.unwrap());
     assert!(stored(s, &revoke).await, "revoke_grant stores its event");
     let not_stored = marker();
-    assert!(!s.revoke_grant(&granted[0], &not_stored).await.unwrap(), "second revoke");
-    assert!(!stored(s, &not_stored).await, "no event for a missing grant");
+    assert!(
+        !s.revoke_grant(&granted[0], &not_stored).await.unwrap(),
+        "second revoke"
+    );
+    assert!(
+        !stored(s, &not_stored).await,
+        "no event for a missing grant"
+    );
     let left = s.list_assignments(&by_user).await.unwrap();
     assert_eq!(left.len(), 2);
     assert!(!left.contains(&granted[0]));
@@ -295,7 +340,10 @@ async fn assignment_filters(s: &dyn Store) {
         ..Default::default()
     };
     check(system, "system scope").await;
-    let everything = s.list_assignments(&AssignmentFilter::default()).await.unwrap();
+    let everything = s
+        .list_assignments(&AssignmentFilter::default())
+        .await
+        .unwrap();
     assert_sorted(&everything, order_key, "list_assignments");
     assert!(all.iter().all(|a| everything.contains(a)));
 }
@@ -334,13 +382,33 @@ async fn cascades(s: &dyn Store) {
     }
 
     assert!(s.delete_domain(&d.id).await.unwrap());
-    assert_eq!(s.get_project(&p.id).await.unwrap(), None, "project went with its domain");
-    assert_eq!(s.get_user(&u.id).await.unwrap(), None, "user went with its domain");
-    assert_eq!(s.get_role(&local.id).await.unwrap(), None, "domain role went too");
+    assert_eq!(
+        s.get_project(&p.id).await.unwrap(),
+        None,
+        "project went with its domain"
+    );
+    assert_eq!(
+        s.get_user(&u.id).await.unwrap(),
+        None,
+        "user went with its domain"
+    );
+    assert_eq!(
+        s.get_role(&local.id).await.unwrap(),
+        None,
+        "domain role went too"
+    );
     assert_eq!(s.get_role(&global.id).await.unwrap(), Some(global.clone()));
     assert!(!s.list_implied_roles().await.unwrap().contains(&rule));
-    let everything = s.list_assignments(&AssignmentFilter::default()).await.unwrap();
-    for gone in [&outsider_on_domain, &outsider_local, &outsider_on_project, &user_system] {
+    let everything = s
+        .list_assignments(&AssignmentFilter::default())
+        .await
+        .unwrap();
+    for gone in [
+        &outsider_on_domain,
+        &outsider_local,
+        &outsider_on_project,
+        &user_system,
+    ] {
         assert!(!everything.contains(gone), "{gone:?} survived its domain");
     }
     assert!(everything.contains(&outsider_kept), "unrelated grant kept");
@@ -358,9 +426,16 @@ async fn cascades(s: &dyn Store) {
     }
     assert!(s.delete_user(&u.id, &marker()).await.unwrap());
     assert!(s.delete_project(&p.id, &marker()).await.unwrap());
-    let left = s.list_assignments(&AssignmentFilter::default()).await.unwrap();
+    let left = s
+        .list_assignments(&AssignmentFilter::default())
+        .await
+        .unwrap();
     assert!(!left.contains(&by_user) && !left.contains(&by_project));
     assert!(left.contains(&by_role));
     assert!(s.delete_role(&r.id).await.unwrap());
-    assert!(!s.list_assignments(&AssignmentFilter::default()).await.unwrap().contains(&by_role));
+    assert!(!s
+        .list_assignments(&AssignmentFilter::default())
+        .await
+        .unwrap()
+        .contains(&by_role));
 }

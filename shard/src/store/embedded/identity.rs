@@ -52,7 +52,11 @@ impl State {
         if !self.domains.contains_key(&d.id) {
             return Ok(Outcome::unchanged(false));
         }
-        if self.domains.values().any(|o| o.id != d.id && o.name == d.name) {
+        if self
+            .domains
+            .values()
+            .any(|o| o.id != d.id && o.name == d.name)
+        {
             return Err(conflict("a domain with this name already exists"));
         }
         self.domains.insert(d.id.clone(), d.clone());
@@ -144,7 +148,8 @@ impl State {
         if self.projects.remove(id).is_none() {
             return Ok(Outcome::unchanged(false));
         }
-        self.assignments.retain(|a| a.project() != Some(id.as_str()));
+        self.assignments
+            .retain(|a| a.project() != Some(id.as_str()));
         self.record(Some(revoke));
         Ok(Outcome::changed(true))
     }
@@ -157,7 +162,9 @@ impl State {
             .values()
             .any(|o| o.id != u.id && o.domain_id == u.domain_id && o.name == u.name)
         {
-            return Err(conflict("a user with this name already exists in the domain"));
+            return Err(conflict(
+                "a user with this name already exists in the domain",
+            ));
         }
         self.require_domain(&u.domain_id)
     }
@@ -181,7 +188,9 @@ impl State {
         let Some(old) = self.users.get(&u.id) else {
             return Ok(Outcome::unchanged(false));
         };
-        let hash = hash.map(str::to_owned).or_else(|| old.password_hash.clone());
+        let hash = hash
+            .map(str::to_owned)
+            .or_else(|| old.password_hash.clone());
         self.user_rules(u)?;
         self.users.insert(u.id.clone(), UserRow::new(u, hash));
         self.record(revoke);

@@ -1,7 +1,7 @@
 //! [`EmbeddedStore`]: the durable, single-process store behind `keyfed dev`.
 //!
 //! The whole state lives in memory and is saved to `<dir>/state.json` after
-//! every write (see [`file`] for the crash-safe replace). A write clones the
+//! every write (see `file` for the crash-safe replace). A write clones the
 //! state, applies the change to the clone, saves the clone and only then
 //! publishes it: a failed rule check or a failed save leaves the published
 //! state untouched, and readers never wait for a save. Writers are
@@ -10,7 +10,7 @@
 //! fine for development data sets, not for production.
 //!
 //! The rules (uniqueness, references, cascades, regions in use) are the
-//! PostgreSQL schema's, implemented in [`identity`] and [`catalog`]; the
+//! PostgreSQL schema's, implemented in `identity` and `catalog`; the
 //! shared [`conformance`](crate::store::conformance) suite holds both stores
 //! to them. Only one process may open a directory at a time (not enforced).
 
@@ -63,12 +63,20 @@ impl Outcome<bool> {
 }
 
 /// A durable store in a directory. Cheap to clone: clones share the state.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+/// Shows the directory only: the state holds password hashes.
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     dir: PathBuf,
     /// The published state. Held only to clone or swap the `Arc`.
@@ -105,16 +113,21 @@ impl EmbeddedStore {
         self.inner.current()
     }
 
-    /// Applies `change` as one atomic, durable write (on the blocking pool).
+    /// Applies `change` as one atomic, durable write: on tokio's blocking
+    /// pool when called inside a tokio runtime, inline otherwise.
     async fn write<T, F>(&self, change: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut State) -> StoreResult<Outcome<T>> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || inner.write(change))
-            .await
-            .map_err(|e| StoreError::Backend(format!("store write task failed: {e}")))?
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn_blocking(move || inner.write(change))
+                .await
+                .map_err(|e| StoreError::Backend(format!("store write task failed: {e}")))?,
+            Err(_) => inner.write(change),
+        }
     }
 }
 

@@ -79,7 +79,7 @@ impl From<&ProjectRow> for Project {
 }
 
 /// A user with their password hash, `extra` kept apart.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct UserRow {
     pub id: UserId,
     pub domain_id: DomainId,
@@ -88,6 +88,21 @@ pub(super) struct UserRow {
     pub default_project_id: Option<ProjectId>,
     pub password_hash: Option<String>,
     pub extra: Extra,
+}
+
+/// Redacts the password hash.
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("id", &self.id)
+            .field("domain_id", &self.domain_id)
+            .field("name", &self.name)
+            .field("enabled", &self.enabled)
+            .field("default_project_id", &self.default_project_id)
+            .field("has_password", &self.password_hash.is_some())
+            .field("extra", &self.extra)
+            .finish()
+    }
 }
 
 impl UserRow {

@@ -6,8 +6,8 @@ use crate::store::{Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use keyfed_shared::ids::{DomainId, EndpointId, ProjectId, RegionId, RoleId, ServiceId, UserId};
 use keyfed_shared::model::{
-    Assignment, AssignmentFilter, Domain, Endpoint, ImpliedRole, ListFilter, Project, Region,
-    Role, Service, User,
+    Assignment, AssignmentFilter, Domain, Endpoint, ImpliedRole, ListFilter, Project, Region, Role,
+    Service, User,
 };
 use keyfed_shared::revocation::RevocationEvent;
 
@@ -158,7 +158,12 @@ impl Store for EmbeddedStore {
         self.write(move |s| s.remove_implied_role(&r)).await
     }
     async fn list_implied_roles(&self) -> StoreResult<Vec<ImpliedRole>> {
-        Ok(self.read().implied_roles.iter().map(ImpliedRole::from).collect())
+        Ok(self
+            .read()
+            .implied_roles
+            .iter()
+            .map(ImpliedRole::from)
+            .collect())
     }
 
     async fn grant(&self, assignment: &Assignment) -> StoreResult<bool> {

@@ -79,7 +79,10 @@ async fn data_survives_reopening() {
     assert_eq!(store.get_domain(&d.id).await.unwrap(), Some(d));
     assert_eq!(store.get_project(&project.id).await.unwrap(), Some(project));
     assert_eq!(store.get_user(&user.id).await.unwrap(), Some(user.clone()));
-    assert_eq!(store.password_hash(&user.id).await.unwrap().as_deref(), Some("hash"));
+    assert_eq!(
+        store.password_hash(&user.id).await.unwrap().as_deref(),
+        Some("hash")
+    );
     assert_eq!(store.get_role(&role.id).await.unwrap(), Some(role));
     let grants = store.list_assignments(&Default::default()).await.unwrap();
     assert_eq!(grants, vec![grant]);
@@ -99,8 +102,15 @@ async fn a_failed_save_keeps_nothing() {
     let lost = domain();
     let err = store.create_domain(&lost).await.unwrap_err();
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
-    assert_eq!(store.get_domain(&lost.id).await.unwrap(), None, "not in memory");
-    assert!(!store.delete_domain(&DomainId::generate()).await.unwrap(), "no-op writes don't save");
+    assert_eq!(
+        store.get_domain(&lost.id).await.unwrap(),
+        None,
+        "not in memory"
+    );
+    assert!(
+        !store.delete_domain(&DomainId::generate()).await.unwrap(),
+        "no-op writes don't save"
+    );
 
     std::fs::remove_dir(&blocker).unwrap();
     store.create_domain(&lost).await.unwrap();

@@ -54,7 +54,11 @@ pub(super) async fn grant(db: &PgStore, a: &Assignment) -> StoreResult<bool> {
     Ok(n > 0)
 }
 
-pub(super) async fn revoke(db: &PgStore, a: &Assignment, event: &RevocationEvent) -> StoreResult<bool> {
+pub(super) async fn revoke(
+    db: &PgStore,
+    a: &Assignment,
+    event: &RevocationEvent,
+) -> StoreResult<bool> {
     let mut c = db.client().await?;
     let tx = c.transaction().await.map_err(db_err)?;
     let (kind, id) = target_columns(&a.target);

@@ -33,9 +33,9 @@ pub(super) fn db_err(e: tokio_postgres::Error) -> StoreError {
 pub(super) fn pool_err(e: PoolError) -> StoreError {
     match e {
         PoolError::Backend(e) => classify(&e, Op::Write),
-        PoolError::Timeout(kind) => {
-            StoreError::Backend(format!("timed out getting a database connection ({kind:?})"))
-        }
+        PoolError::Timeout(kind) => StoreError::Backend(format!(
+            "timed out getting a database connection ({kind:?})"
+        )),
         PoolError::Closed => StoreError::Backend("database pool closed".into()),
         other => StoreError::Backend(format!("database pool: {other}")),
     }

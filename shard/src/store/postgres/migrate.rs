@@ -70,7 +70,12 @@ pub(super) async fn apply(client: &mut deadpool_postgres::Client) -> StoreResult
     let mut done = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         tx.batch_execute(m.sql).await.map_err(|e| {
-            StoreError::Backend(format!("migration {} ({}): {}", m.version, m.name, db_err(e)))
+            StoreError::Backend(format!(
+                "migration {} ({}): {}",
+                m.version,
+                m.name,
+                db_err(e)
+            ))
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())",
@@ -82,7 +87,11 @@ pub(super) async fn apply(client: &mut deadpool_postgres::Client) -> StoreResult
     }
     tx.commit().await.map_err(db_err)?;
     for m in MIGRATIONS.iter().filter(|m| done.contains(&m.version)) {
-        tracing::info!(version = m.version, name = m.name, "applied schema migration");
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied schema migration"
+        );
     }
     Ok(done)
 }

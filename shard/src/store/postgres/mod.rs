@@ -1,7 +1,7 @@
 //! [`PgStore`]: the production [`Store`](crate::store::Store) on PostgreSQL.
 //!
-//! Layout: [`error`] maps driver errors to [`StoreError`]s (the only place
-//! that does); [`migrate`] applies the versioned schema in `migrations/`;
+//! Layout: `error` maps driver errors to [`StoreError`]s (the only place
+//! that does); `migrate` applies the versioned schema in `migrations/`;
 //! one file per resource group holds its SQL (`domains`, `projects`, `users`,
 //! `roles`, `assignments`, `catalog`, `revocations`); `store_impl` wires them
 //! into the trait.
@@ -110,7 +110,12 @@ type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// Runs one write statement (prepared once per connection) and returns the
 /// number of rows it touched; `op` says how a foreign-key violation reads.
-async fn execute<C: GenericClient>(c: &C, sql: &str, params: Params<'_>, op: Op) -> StoreResult<u64> {
+async fn execute<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    params: Params<'_>,
+    op: Op,
+) -> StoreResult<u64> {
     let stmt = c.prepare_cached(sql).await.map_err(db_err)?;
     c.execute(&stmt, params)
         .await

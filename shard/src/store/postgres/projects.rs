@@ -57,7 +57,11 @@ pub(super) async fn get(db: &PgStore, id: &ProjectId) -> StoreResult<Option<Proj
     row.as_ref().map(decode).transpose()
 }
 
-pub(super) async fn find(db: &PgStore, domain: &DomainId, name: &str) -> StoreResult<Option<Project>> {
+pub(super) async fn find(
+    db: &PgStore,
+    domain: &DomainId,
+    name: &str,
+) -> StoreResult<Option<Project>> {
     let c = db.client().await?;
     let row = query_opt(
         &c,
@@ -121,7 +125,11 @@ pub(super) async fn update(
     Ok(true)
 }
 
-pub(super) async fn delete(db: &PgStore, id: &ProjectId, revoke: &RevocationEvent) -> StoreResult<bool> {
+pub(super) async fn delete(
+    db: &PgStore,
+    id: &ProjectId,
+    revoke: &RevocationEvent,
+) -> StoreResult<bool> {
     let mut c = db.client().await?;
     let tx = c.transaction().await.map_err(db_err)?;
     let n = execute(

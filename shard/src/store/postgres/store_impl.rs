@@ -5,8 +5,8 @@ use crate::store::{Store, StoreResult};
 use async_trait::async_trait;
 use keyfed_shared::ids::{DomainId, EndpointId, ProjectId, RegionId, RoleId, ServiceId, UserId};
 use keyfed_shared::model::{
-    Assignment, AssignmentFilter, Domain, Endpoint, ImpliedRole, ListFilter, Project, Region,
-    Role, Service, User,
+    Assignment, AssignmentFilter, Domain, Endpoint, ImpliedRole, ListFilter, Project, Region, Role,
+    Service, User,
 };
 use keyfed_shared::revocation::RevocationEvent;
 

@@ -158,7 +158,11 @@ pub(super) async fn set_password(
     Ok(true)
 }
 
-pub(super) async fn delete(db: &PgStore, id: &UserId, revoke: &RevocationEvent) -> StoreResult<bool> {
+pub(super) async fn delete(
+    db: &PgStore,
+    id: &UserId,
+    revoke: &RevocationEvent,
+) -> StoreResult<bool> {
     let mut c = db.client().await?;
     let tx = c.transaction().await.map_err(db_err)?;
     let n = execute(

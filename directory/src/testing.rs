@@ -1,0 +1,224 @@
+//! Test support (feature `testing`): a real `nats-server` with JetStream,
+//! spawned on a free loopback port with its store in a temporary directory,
+//! killed when dropped. It can be stopped and restarted on the same port and
+//! store to test outages.
+//!
+//! The binary is `$KEYFED_NATS_SERVER`, else `target/pyvenv/bin/nats-server`
+//! in this workspace (installed by `scripts/test`), else
+//! `/tmp/probe-venv/bin/nats-server`. Versions before 2.10 cannot host the
+//! key-value buckets and are refused (Debian's `/usr/sbin/nats-server` is
+//! 2.9).
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs::File;
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// Environment variable naming the nats-server binary.
+pub const NATS_SERVER_ENV: &str = "KEYFED_NATS_SERVER";
+
+/// Oldest usable server version (key-value support in async-nats).
+const MIN_VERSION: (u32, u32) = (2, 10);
+
+/// How long a started server may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+const HINT: &str = "run scripts/test, which installs nats-server";
+
+fn candidates() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(path) = std::env::var_os(NATS_SERVER_ENV) {
+        paths.push(PathBuf::from(path));
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    paths.push(workspace.join("target/pyvenv/bin/nats-server"));
+    paths.push(PathBuf::from("/tmp/probe-venv/bin/nats-server"));
+    paths
+}
+
+/// The nats-server binary to use, checked to be recent enough.
+pub fn nats_server_binary() -> io::Result<PathBuf> {
+    let Some(binary) = candidates().into_iter().find(|p| p.is_file()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no nats-server found (looked at ${NATS_SERVER_ENV}, {:?}): {HINT}",
+                candidates()
+            ),
+        ));
+    };
+    let output = Command::new(&binary).arg("--version").output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = parse_version(&text).ok_or_else(|| {
+        io::Error::other(format!("{}: unreadable version {text:?}", binary.display()))
+    })?;
+    if version < MIN_VERSION {
+        return Err(io::Error::other(format!(
+            "{} is nats-server {}.{}, older than {}.{}: {HINT}",
+            binary.display(),
+            version.0,
+            version.1,
+            MIN_VERSION.0,
+            MIN_VERSION.1
+        )));
+    }
+    Ok(binary)
+}
+
+/// (major, minor) from `nats-server: v2.15.1`.
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let (_, version) = text.trim().rsplit_once('v')?;
+    let mut parts = version.trim().split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A nats-server child process with JetStream, killed on drop.
+#[derive(Debug)]
+pub struct NatsServer {
+    binary: PathBuf,
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port and waits until it accepts
+    /// connections.
+    pub fn start() -> io::Result<Self> {
+        let binary = nats_server_binary()?;
+        let mut last_error = None;
+        // The free port may be taken again before the server binds it.
+        for _ in 0..5 {
+            let mut server = NatsServer {
+                binary: binary.clone(),
+                port: free_port()?,
+                dir: tempfile::Builder::new().prefix("keyfed-nats").tempdir()?,
+                child: None,
+            };
+            match server.spawn() {
+                Ok(()) => return Ok(server),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::other("nats-server did not start")))
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kills the server (the store stays for [`NatsServer::restart`]).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match self.spawn() {
+                Ok(()) => return Ok(()),
+                // The old socket may linger for a moment.
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(100)),
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("nats-server.log")
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let store = self.dir.path().join("jetstream");
+        let child = Command::new(&self.binary)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&store)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> io::Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                    let tail: String = log.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+                    return Err(io::Error::other(format!(
+                        "nats-server on port {} exited with {status}: {tail}",
+                        self.port
+                    )));
+                }
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                self.stop();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("nats-server on port {} did not start listening", self.port),
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_parsed() {
+        assert_eq!(parse_version("nats-server: v2.15.1\n"), Some((2, 15)));
+        assert_eq!(parse_version("nats-server: v2.9.10"), Some((2, 9)));
+        assert!(parse_version("garbage").is_none());
+    }
+}

@@ -1,0 +1,157 @@
+//! `keyfed dev` as a newcomer runs it: the real binary, its printed
+//! `export OS_...` lines, a login with them, and data surviving a restart.
+#![allow(clippy::unwrap_used)]
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Builds (if needed) and locates the `keyfed` binary of this workspace.
+fn keyfed_binary() -> anyhow::Result<PathBuf> {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--bin", "keyfed"])
+        .current_dir(&workspace)
+        .status()
+        .context("running cargo build --bin keyfed")?;
+    anyhow::ensure!(status.success(), "cargo build --bin keyfed failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    Ok(target.join("debug").join("keyfed"))
+}
+
+struct Dev {
+    child: Child,
+    env: HashMap<String, String>,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `keyfed dev` and reads its `export` lines.
+fn start_dev(bin: &PathBuf, port: u16, data: &std::path::Path) -> anyhow::Result<Dev> {
+    let mut child = Command::new(bin)
+        .args(["dev", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("spawning keyfed dev")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut env = HashMap::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        if env.contains_key("OS_REGION_NAME") {
+            break;
+        }
+    }
+    anyhow::ensure!(
+        env.contains_key("OS_PASSWORD"),
+        "keyfed dev printed no credentials"
+    );
+    Ok(Dev { child, env })
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "keyfed dev did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn login(http: &reqwest::Client, env: &HashMap<String, String>) -> anyhow::Result<String> {
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": env["OS_USERNAME"], "domain": {"name": env["OS_USER_DOMAIN_NAME"]},
+        "password": env["OS_PASSWORD"]}}},
+        "scope": {"project": {"name": env["OS_PROJECT_NAME"], "domain": {"name": env["OS_PROJECT_DOMAIN_NAME"]}}}}});
+    let r = http
+        .post(format!("{}/auth/tokens", env["OS_AUTH_URL"]))
+        .json(&body)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().as_u16() == 201, "login failed: {}", r.status());
+    Ok(r.headers()["x-subject-token"].to_str()?.to_owned())
+}
+
+#[tokio::test]
+async fn dev_prints_working_credentials_and_keeps_data() {
+    let bin = keyfed_binary().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+
+    let dev = start_dev(&bin, port, data.path()).unwrap();
+    assert_eq!(dev.env["OS_AUTH_URL"], format!("{base}/v3"));
+    wait_healthy(&http, &base).await.unwrap();
+    let token = login(&http, &dev.env).await.unwrap();
+    // The catalog points at the address keyfed dev serves.
+    let r: Value = http
+        .get(format!("{base}/v3/auth/catalog"))
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        r["catalog"][0]["endpoints"][0]["url"],
+        format!("{base}/v3/")
+    );
+    let r = http
+        .post(format!("{base}/v3/projects"))
+        .header("x-auth-token", &token)
+        .json(&json!({"project": {"name": "survivor"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let first_env = dev.env.clone();
+    drop(dev);
+
+    // Restart on the same data: same credentials, the project is still there.
+    let dev = start_dev(&bin, port, data.path()).unwrap();
+    assert_eq!(dev.env["OS_PASSWORD"], first_env["OS_PASSWORD"]);
+    wait_healthy(&http, &base).await.unwrap();
+    let token = login(&http, &dev.env).await.unwrap();
+    let r: Value = http
+        .get(format!("{base}/v3/projects?name=survivor"))
+        .header("x-auth-token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["projects"].as_array().unwrap().len(), 1, "{r}");
+}
