@@ -177,8 +177,8 @@ mod tests {
         assert_eq!(backoff.delay(40), Duration::from_millis(100));
     }
 
-    /// Each subscription delivers two items (re-delivering one already
-    /// seen), then fails or ends; every second re-open attempt fails.
+    /// Each subscription re-delivers the last item seen, delivers one or two
+    /// new ones, then fails or ends; every second open attempt fails.
     #[tokio::test(start_paused = true)]
     async fn resumes_after_the_last_item_without_duplicates() {
         let opens = Arc::new(AtomicUsize::new(0));
@@ -192,7 +192,7 @@ mod tests {
                 let items = vec![
                     Ok(event(after)),
                     Ok(event(after + 1)),
-                    if n % 4 == 0 {
+                    if matches!(n % 4, 0) {
                         Err(DirectoryError::Unavailable("lost".into()))
                     } else {
                         Ok(event(after + 2))

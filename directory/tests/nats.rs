@@ -143,7 +143,6 @@ async fn watches_resume_after_a_restart_and_calls_fail_fast_meanwhile() {
     let mut revocations = directory.revocations_from(0).await.unwrap();
     assert_eq!(revocations.next().await.unwrap().sequence, published);
 
-    let t1 = Instant::now();
     server.stop();
     let value = || Bytes::from_static(b"during");
     assert_unavailable("get", kv.get("before")).await;
@@ -156,13 +155,9 @@ async fn watches_resume_after_a_restart_and_calls_fail_fast_meanwhile() {
     assert_unavailable("publish", directory.publish_revocation(value())).await;
     assert_unavailable("revocations_from", directory.revocations_from(0)).await;
     assert!(!directory.is_connected());
-    eprintln!("outage calls {:?}", t1.elapsed());
 
-    let t0 = Instant::now();
     server.restart().unwrap();
-    eprintln!("restarted {:?}", t0.elapsed());
     let after = eventually(|| kv.put("after", Bytes::from_static(b"2"))).await;
-    eprintln!("put after {:?}", t0.elapsed());
     // The open watch resumes and delivers the new change, in order; writes
     // that timed out during the outage may or may not have been applied.
     let mut previous = before;
@@ -186,7 +181,6 @@ async fn watches_resume_after_a_restart_and_calls_fail_fast_meanwhile() {
         );
     }
 
-    eprintln!("watch resumed {:?}", t0.elapsed());
     let sequence = eventually(|| directory.publish_revocation(Bytes::from_static(b"r2"))).await;
     loop {
         let event = tokio::time::timeout(RECOVERY, revocations.next())

@@ -49,8 +49,10 @@ async fn token_refused(os: &OpenStack) -> anyhow::Result<()> {
 /// `openstack KIND show ID` must report that nothing has that id.
 async fn not_found(os: &OpenStack, kind: &str, id: &str) -> anyhow::Result<()> {
     let stderr = os.fails(&[kind, "show", id]).await?;
+    // "No Project found for ID" (OSC 10) or "No project with a name or ID
+    // of 'ID' exists." (older releases).
     assert!(
-        stderr.contains(&format!("No {kind} with a name or ID of '{id}' exists")),
+        stderr.to_lowercase().contains(&format!("no {kind} ")) && stderr.contains(id),
         "expected {kind} {id} to be gone, got:\n{stderr}"
     );
     Ok(())

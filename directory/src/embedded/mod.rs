@@ -3,10 +3,15 @@
 //!
 //! Layout on disk: `<path>/<namespace>/<bucket>.json` per bucket and
 //! `<path>/<namespace>/revocations.json`, each rewritten atomically on every
-//! write (see [`persist`]) and reloaded by [`EmbeddedDirectory::open`]. Each
-//! write costs an fsync and a rewrite of its bucket: fine for a development
-//! federation, not meant for production volumes. Only one
-//! `EmbeddedDirectory` may have a namespace open at a time.
+//! write (temporary file, fsync, rename, fsync of the directory) and reloaded
+//! by [`EmbeddedDirectory::open`]. Each write costs an fsync and a rewrite of
+//! its bucket: fine for a development federation, not meant for production
+//! volumes. Only one `EmbeddedDirectory` may have a namespace open at a time.
+//!
+//! Like the NATS backend, a bucket keeps the deletion marker of a deleted key
+//! (so watchers resuming from an older revision learn of the deletion), and
+//! a watcher that falls more than a channel's worth of changes behind
+//! re-reads the bucket from its last revision.
 
 mod kv;
 mod persist;

@@ -10,6 +10,8 @@ use async_nats::jetstream::consumer::push::{Ordered, OrderedConfig};
 use async_nats::jetstream::consumer::{DeliverPolicy, ReplayPolicy};
 use async_nats::jetstream::stream::Stream as JsStream;
 use async_nats::Client;
+use futures::{Stream, StreamExt};
+use tokio::sync::watch;
 
 use crate::error::{DirectoryError, Result};
 
@@ -32,6 +34,33 @@ pub(super) async fn bounded<T>(
 /// An `Unavailable` error naming the failed step.
 pub(super) fn unavailable(what: &str, error: impl Display) -> DirectoryError {
     DirectoryError::Unavailable(format!("{what}: {error}"))
+}
+
+/// A receiver of the connection's reconnect count, with the current count
+/// marked as seen. Take it before creating a consumer, and pass it to
+/// [`until_reconnect`].
+pub(super) fn reconnect_marker(reconnects: &watch::Receiver<u64>) -> watch::Receiver<u64> {
+    let mut marker = reconnects.clone();
+    marker.borrow_and_update();
+    marker
+}
+
+/// Ends `stream` when the client reconnects after `marker` was taken, so
+/// the resuming layer re-subscribes at once with a fresh consumer instead of
+/// waiting for the old consumer's own, slower, recovery.
+pub(super) fn until_reconnect<S>(
+    stream: S,
+    mut marker: watch::Receiver<u64>,
+) -> impl Stream<Item = S::Item> + Send + 'static
+where
+    S: Stream + Send + 'static,
+{
+    stream.take_until(async move {
+        if marker.changed().await.is_err() {
+            // The connection is gone for good: keep the stream as it is.
+            std::future::pending::<()>().await;
+        }
+    })
 }
 
 /// An ordered consumer on `stream` over the subjects matching `filter`, and

@@ -21,9 +21,11 @@ use async_nats::{Client, HeaderMap, HeaderValue};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::sync::OnceCell;
+use tokio::sync::{watch, OnceCell};
 
-use super::consumer::{after_sequence, bounded, last_sequence, ordered, unavailable};
+use super::consumer::{
+    after_sequence, bounded, last_sequence, ordered, reconnect_marker, unavailable, until_reconnect,
+};
 use super::keys;
 use crate::error::{DirectoryError, Result};
 use crate::kv::{validate_key, Change, ChangeStream, Entry, Kv, Snapshot};
@@ -45,6 +47,8 @@ pub(super) struct KvSettings {
     pub replicas: usize,
     pub timeout: Duration,
     pub backoff: Backoff,
+    /// The connection's reconnect count (see [`until_reconnect`]).
+    pub reconnects: watch::Receiver<u64>,
 }
 
 /// A JetStream bucket handle.
@@ -144,6 +148,7 @@ impl NatsKv {
 
     /// Messages of the bucket after `after`, as changes.
     async fn subscribe(&self, after: u64) -> Result<Subscription<Change>> {
+        let marker = reconnect_marker(&self.inner.settings.reconnects);
         let (messages, prefix) = bounded(self.timeout(), "watching a bucket", async {
             let store = self.store().await?;
             let filter = format!("{}>", store.prefix);
@@ -167,7 +172,7 @@ impl NatsKv {
             };
             futures::future::ready(change)
         });
-        Ok(changes.boxed())
+        Ok(until_reconnect(changes, marker).boxed())
     }
 }
 

@@ -18,10 +18,11 @@
 //!   swap writes stay safe (a stale one is refused by the server); re-read
 //!   before retrying.
 //! - A stream from [`Kv::watch_from`] or [`Directory::revocations_from`] stays
-//!   open: it delivers nothing during the outage, then re-subscribes after
-//!   the last revision (or sequence) it delivered and continues in order,
-//!   without gaps or duplicates (subject to the compaction described in
-//!   [`crate::kv`]).
+//!   open: it delivers nothing during the outage, then, as soon as the client
+//!   has reconnected (or its consumer fails for any other reason), it
+//!   re-subscribes after the last revision (or sequence) it delivered, with a
+//!   fresh consumer, and continues in order, without gaps or duplicates
+//!   (subject to the compaction described in [`crate::kv`]).
 
 mod consumer;
 mod keys;
@@ -34,6 +35,7 @@ use std::time::Duration;
 use async_nats::{Client, ConnectOptions, Event};
 use async_trait::async_trait;
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use self::kv::{KvSettings, NatsKv};
 use self::revocations::{NatsRevocations, StreamSettings};
@@ -81,6 +83,9 @@ impl NatsDirectory {
         let timeout = config.timeout();
         let max_delay = Duration::from_millis(config.reconnect_max_delay_ms);
         let namespace = config.namespace.clone();
+        // Counts (re)connections; open watches re-subscribe when it moves.
+        let (reconnects, reconnects_rx) = watch::channel(0u64);
+        let reconnects = Arc::new(reconnects);
         let options = ConnectOptions::new()
             .name(format!("keyfed-directory/{namespace}"))
             .retry_on_initial_connect()
@@ -89,10 +94,12 @@ impl NatsDirectory {
             .reconnect_delay_callback(move |attempts| reconnect_delay(attempts, max_delay))
             .event_callback(move |event| {
                 let namespace = namespace.clone();
+                let reconnects = reconnects.clone();
                 async move {
                     match event {
                         Event::Connected => {
-                            tracing::info!(%namespace, "directory connected to NATS")
+                            reconnects.send_modify(|count| *count += 1);
+                            tracing::info!(%namespace, "directory connected to NATS");
                         }
                         Event::Disconnected => {
                             tracing::warn!(%namespace, "directory disconnected from NATS")
@@ -105,10 +112,10 @@ impl NatsDirectory {
             .connect(config.servers())
             .await
             .map_err(|e| DirectoryError::Invalid(format!("directory config field `url`: {e}")))?;
-        Ok(Self::with_client(client, config))
+        Ok(Self::with_client(client, config, reconnects_rx))
     }
 
-    fn with_client(client: Client, config: &NatsConfig) -> Self {
+    fn with_client(client: Client, config: &NatsConfig, reconnects: watch::Receiver<u64>) -> Self {
         let timeout = config.timeout();
         let mut jetstream = async_nats::jetstream::new(client.clone());
         jetstream.set_timeout(timeout);
@@ -126,6 +133,7 @@ impl NatsDirectory {
                 replicas: config.replicas,
                 timeout,
                 backoff,
+                reconnects: reconnects.clone(),
             }))
         };
         let buckets = Bucket::ALL.map(bucket);
@@ -138,6 +146,7 @@ impl NatsDirectory {
             replicas: config.replicas,
             timeout,
             backoff,
+            reconnects,
         });
         NatsDirectory {
             namespace: config.namespace.clone(),

@@ -11,9 +11,11 @@ use async_nats::jetstream::Context;
 use async_nats::Client;
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::sync::OnceCell;
+use tokio::sync::{watch, OnceCell};
 
-use super::consumer::{after_sequence, bounded, ordered, unavailable};
+use super::consumer::{
+    after_sequence, bounded, ordered, reconnect_marker, unavailable, until_reconnect,
+};
 use crate::directory::{RevocationEvent, RevocationStream};
 use crate::error::Result;
 use crate::resume::{resuming, Backoff, Opener, Subscription};
@@ -30,6 +32,8 @@ pub(super) struct StreamSettings {
     pub replicas: usize,
     pub timeout: Duration,
     pub backoff: Backoff,
+    /// The connection's reconnect count (see [`until_reconnect`]).
+    pub reconnects: watch::Receiver<u64>,
 }
 
 /// Handle on the revocation stream, created on first use.
@@ -110,6 +114,7 @@ impl NatsRevocations {
 
     async fn subscribe(&self, after: u64) -> Result<Subscription<RevocationEvent>> {
         let settings = &self.inner.settings;
+        let marker = reconnect_marker(&settings.reconnects);
         let (messages, _) = bounded(settings.timeout, "reading revocations", async {
             let stream = self.stream().await?;
             ordered(
@@ -131,6 +136,6 @@ impl NatsRevocations {
                 payload: message.payload.clone(),
             })
         });
-        Ok(events.boxed())
+        Ok(until_reconnect(events, marker).boxed())
     }
 }

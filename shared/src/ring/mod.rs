@@ -55,12 +55,15 @@
 //! weights the owner is simply the shard with the highest `x_s`.
 //! The alternative integer method, one virtual score per unit of weight,
 //! costs `Σw` mixes per lookup (64 000 at 64 shards of weight 1 000); this
-//! one costs one mix, one table interpolation and two multiplications per
-//! shard, whatever the weights.
+//! one costs at most one mix, one table interpolation and two
+//! multiplications per shard, whatever the weights.
 //!
 //! # Cost
 //!
-//! One XXH3 pass over the id, then O(shards) integer work; no allocation.
+//! One XXH3 pass over the id, then one mix per shard; the logarithm is
+//! evaluated only for a shard that could beat the best so far (a higher `x`
+//! or a higher weight), which with equal weights is O(log shards) of them.
+//! No allocation.
 //! A [`Ring`] shares its shard list behind an [`Arc`], so clones are cheap.
 //! Measured figures are in `benchmarks/README.md` ("Placement ring").
 
@@ -167,16 +170,26 @@ impl Ring {
 
     /// The shard that owns the entity whose placement hash is `entity`.
     pub fn owner_of_hash(&self, entity: EntityHash) -> &ShardId {
-        let score = |m: &Member| score::neg_log2(score::splitmix64(entity.0 ^ m.hash));
+        let mix = |m: &Member| score::splitmix64(entity.0 ^ m.hash);
         // `members` is never empty (checked in `new`).
         let mut best = &self.members[0];
-        let mut best_l = score(best);
+        let mut best_x = mix(best);
+        let mut best_l = score::neg_log2(best_x);
         for m in &self.members[1..] {
-            let l = score(m);
+            let x = mix(m);
+            // `neg_log2` is non-increasing, so `x ≤ best_x` gives
+            // `L ≥ best_l`; with `w ≤ best.weight` as well, `L · best.weight
+            // ≥ best_l · w` and `m` cannot win. This skips the logarithm for
+            // all but O(log n) members when the weights are equal.
+            if x <= best_x && m.weight <= best.weight {
+                continue;
+            }
+            let l = score::neg_log2(x);
             // Members are in ascending id order, so a strict comparison keeps
             // the smaller id on a tie.
             if u128::from(l) * u128::from(best.weight) < u128::from(best_l) * u128::from(m.weight) {
                 best = m;
+                best_x = x;
                 best_l = l;
             }
         }

@@ -197,6 +197,14 @@ fn neg_log2_is_accurate_and_monotone() {
     xs.extend((0..64).map(|b| 1u64 << b));
     xs.extend((0..64).map(|b| (1u64 << b) - 1));
     xs.push(u64::MAX);
+    // Both sides of every table segment boundary at every exponent.
+    for e in 0..64u32 {
+        for i in 0..64u64 {
+            if let Some(start) = (1u64 << e).checked_add((i << 57) >> (63 - e)) {
+                xs.extend([start.saturating_sub(2), start.saturating_sub(1)]);
+            }
+        }
+    }
     xs.sort_unstable();
     for x in xs {
         let l = neg_log2(x);
@@ -210,6 +218,41 @@ fn neg_log2_is_accurate_and_monotone() {
         let exact = -((x as f64 + 1.0) / 18446744073709551616.0).log2();
         let err = (l as f64 / 4294967296.0 - exact).abs();
         assert!(err < 4.5e-5, "neg_log2({x:#x}) off by {err}");
+    }
+}
+
+/// Step 5 of the specification, literally: every shard's score, least
+/// `L / w` by exact cross-multiplication, ties to the smallest id.
+fn owner_by_definition<'a>(shards: &'a [(ShardId, u32)], id: &str) -> &'a ShardId {
+    let h_e = entity_hash(id.as_bytes());
+    let scored = shards.iter().map(|(s, w)| {
+        let l = neg_log2(splitmix64(h_e ^ shard_hash(s.as_str())));
+        (s, *w, l)
+    });
+    let best = scored.reduce(|(bs, bw, bl), (s, w, l)| {
+        let (lhs, rhs) = (
+            u128::from(l) * u128::from(bw),
+            u128::from(bl) * u128::from(w),
+        );
+        if lhs < rhs || (lhs == rhs && s < bs) {
+            (s, w, l)
+        } else {
+            (bs, bw, bl)
+        }
+    });
+    best.unwrap().0
+}
+
+#[test]
+fn skipping_the_logarithm_changes_nothing() {
+    let weighted: Vec<_> = (0..24)
+        .map(|i| (ShardId::new(format!("m{i}")), [1, 1, 2, 7, 1000, 3][i % 6]))
+        .collect();
+    for shards in [equal(1), equal(5), equal(64), weighted] {
+        let r = Ring::new(&shards).unwrap();
+        for id in ids(3000) {
+            assert_eq!(r.owner(&id), owner_by_definition(&shards, &id), "{id}");
+        }
     }
 }
 
