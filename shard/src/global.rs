@@ -1,140 +1,15 @@
-//! Global data held in memory: domains, roles and their implications, and
-//! the catalog. Token validation reads names and the catalog from here, so
-//! it needs no database. The snapshot is rebuilt from the store after every
-//! write to global data and swapped in atomically.
+//! Loading the global-data snapshot ([`GlobalData`]) from the shard's store.
 
 use crate::store::{Store, StoreResult};
-use keyfed_shared::ids::{DomainId, RoleId};
-use keyfed_shared::model::{Domain, Endpoint, ImpliedRole, Region, Role, Service};
-use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+pub use keyfed_shared::global::GlobalData;
 
-/// One consistent snapshot of global data.
-#[derive(Debug, Default)]
-pub struct GlobalData {
-    pub domains: HashMap<DomainId, Domain>,
-    pub roles: HashMap<RoleId, Role>,
-    /// Direct implications: prior → implied.
-    pub implied: HashMap<RoleId, Vec<RoleId>>,
-    pub regions: Vec<Region>,
-    pub services: Vec<Service>,
-    pub endpoints: Vec<Endpoint>,
-    /// The catalog as it appears in token bodies.
-    pub catalog: Arc<Value>,
-}
-
-impl GlobalData {
-    /// Loads a snapshot from the store.
-    pub async fn load(store: &dyn Store) -> StoreResult<Self> {
-        let domains = store.list_domains().await?;
-        let roles = store.list_roles().await?;
-        let rules = store.list_implied_roles().await?;
-        let regions = store.list_regions().await?;
-        let services = store.list_services().await?;
-        let endpoints = store.list_endpoints().await?;
-        Ok(Self::build(
-            domains, roles, rules, regions, services, endpoints,
-        ))
-    }
-
-    fn build(
-        domains: Vec<Domain>,
-        roles: Vec<Role>,
-        rules: Vec<ImpliedRole>,
-        regions: Vec<Region>,
-        services: Vec<Service>,
-        endpoints: Vec<Endpoint>,
-    ) -> Self {
-        let mut implied: HashMap<RoleId, Vec<RoleId>> = HashMap::new();
-        for r in rules {
-            implied.entry(r.prior).or_default().push(r.implied);
-        }
-        let catalog = Arc::new(build_catalog(&services, &endpoints));
-        Self {
-            domains: domains.into_iter().map(|d| (d.id.clone(), d)).collect(),
-            roles: roles.into_iter().map(|r| (r.id.clone(), r)).collect(),
-            implied,
-            regions,
-            services,
-            endpoints,
-            catalog,
-        }
-    }
-
-    /// A domain's name, or its id when unknown.
-    pub fn domain_name<'a>(&'a self, id: &'a DomainId) -> &'a str {
-        self.domains
-            .get(id)
-            .map_or(id.as_str(), |d| d.name.as_str())
-    }
-
-    /// Looks a domain up by name.
-    pub fn domain_by_name(&self, name: &str) -> Option<&Domain> {
-        self.domains.values().find(|d| d.name == name)
-    }
-
-    /// Looks a global role up by name.
-    pub fn role_by_name(&self, name: &str) -> Option<&Role> {
-        self.roles
-            .values()
-            .find(|r| r.name == name && r.domain_id.is_none())
-    }
-
-    /// The roles granted by holding `direct`, implied roles included, sorted.
-    pub fn effective_roles<'a>(&self, direct: impl IntoIterator<Item = &'a RoleId>) -> Vec<RoleId> {
-        let mut seen = BTreeSet::new();
-        let mut stack: Vec<RoleId> = direct.into_iter().cloned().collect();
-        while let Some(role) = stack.pop() {
-            if self.roles.contains_key(&role) && seen.insert(role.clone()) {
-                if let Some(next) = self.implied.get(&role) {
-                    stack.extend(next.iter().cloned());
-                }
-            }
-        }
-        seen.into_iter().collect()
-    }
-
-    /// `[{"id", "name"}]` for role ids still known.
-    pub fn role_refs(&self, ids: &[RoleId]) -> Vec<Value> {
-        ids.iter()
-            .filter_map(|id| self.roles.get(id))
-            .map(|r| json!({"id": r.id, "name": r.name}))
-            .collect()
-    }
-
-    /// Whether any of `ids` is the role named `name`.
-    pub fn has_role_named(&self, ids: &[RoleId], name: &str) -> bool {
-        ids.iter()
-            .any(|id| self.roles.get(id).is_some_and(|r| r.name == name))
-    }
-}
-
-fn build_catalog(services: &[Service], endpoints: &[Endpoint]) -> Value {
-    let entries: Vec<Value> = services
-        .iter()
-        .filter(|s| s.enabled)
-        .map(|s| {
-            let eps: Vec<Value> = endpoints
-                .iter()
-                .filter(|e| e.enabled && e.service_id == s.id)
-                .map(|e| {
-                    json!({
-                        "id": e.id,
-                        "interface": e.interface.as_str(),
-                        "region": e.region_id,
-                        "region_id": e.region_id,
-                        "url": e.url,
-                    })
-                })
-                .collect();
-            json!({
-                "endpoints": eps,
-                "id": s.id,
-                "type": s.service_type,
-                "name": s.extra.get("name").cloned().unwrap_or(Value::String(String::new())),
-            })
-        })
-        .collect();
-    Value::Array(entries)
+/// Loads a snapshot of global data from the store.
+pub async fn load(store: &dyn Store) -> StoreResult<GlobalData> {
+    let domains = store.list_domains().await?;
+    let roles = store.list_roles().await?;
+    let rules = store.list_implied_roles().await?;
+    let regions = store.list_regions().await?;
+    let services = store.list_services().await?;
+    let endpoints = store.list_endpoints().await?;
+    Ok(GlobalData::new(domains, roles, rules, regions, services, endpoints))
 }

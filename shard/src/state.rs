@@ -40,7 +40,7 @@ impl Shard {
         let signer = Signer::new(format!("{}.1", config.shard.id), key);
         let keys = HashMap::from([(signer.kid().to_owned(), signer.verifying_key())]);
         let hasher = Hasher::new(&config.password)?;
-        let global = GlobalData::load(store.as_ref()).await?;
+        let global = crate::global::load(store.as_ref()).await?;
         let now_secs = now_micros() / 1_000_000;
         let events = store.list_revocations(now_secs).await?;
         Ok(Arc::new(Self {
@@ -62,7 +62,7 @@ impl Shard {
 
     /// Reloads global data after a write to domains, roles or the catalog.
     pub async fn reload_global(&self) -> Result<()> {
-        let fresh = GlobalData::load(self.store.as_ref()).await?;
+        let fresh = crate::global::load(self.store.as_ref()).await?;
         self.global.store(Arc::new(fresh));
         Ok(())
     }

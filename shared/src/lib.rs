@@ -7,10 +7,14 @@
 //! (claims, signing, verification); [`auth`] the `POST /v3/auth/tokens`
 //! request parser; [`revocation`] revocation events and their index;
 //! [`ring`] tenant placement (weighted rendezvous hashing over the shards);
-//! [`time`] timestamps in Keystone's formats.
+//! [`time`] timestamps in Keystone's formats; [`global`] the in-memory
+//! snapshot of global data (domains, roles, catalog); [`federation`] member
+//! records and the directory's keys and values.
 
 pub mod auth;
 pub mod error;
+pub mod federation;
+pub mod global;
 pub mod ids;
 pub mod model;
 pub mod revocation;

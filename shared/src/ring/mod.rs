@@ -50,9 +50,11 @@
 //!
 //! Floating point is avoided because `ln` is not bit-identical across
 //! platforms; the piecewise-linear logarithm errs by less than 4.5·10⁻⁵ (in
-//! log2 units), which changes shard shares by under 10⁻⁴ of their value —
-//! far below sampling noise. It is non-increasing in `x_s`, so with equal
-//! weights the owner is simply the shard with the highest `x_s`.
+//! log2 units, against a mean of 1.44), so its bias on shard shares is of
+//! that order — far below sampling noise. It is non-increasing in `x_s`, so
+//! with equal weights the owner is the shard with the highest `x_s`, unless
+//! two shards' `L` coincide (a chance of about n·2⁻³² per id for n shards)
+//! and the smaller id wins.
 //! The alternative integer method, one virtual score per unit of weight,
 //! costs `Σw` mixes per lookup (64 000 at 64 shards of weight 1 000); this
 //! one costs at most one mix, one table interpolation and two

@@ -8,11 +8,14 @@
 //!
 //! [`parse`] does the cheap structural checks (no crypto, no I/O) so garbage
 //! is rejected before any key look-up; [`Unverified::verify`] checks the
-//! signature and decodes the claims; [`Claims::check_time`] the expiry.
+//! signature and decodes the claims; [`Claims::check_time`] the expiry;
+//! [`keystone_body`] renders the Keystone token body from verified claims.
 
+mod body;
 mod claims;
 mod jws;
 
+pub use body::keystone_body;
 pub use claims::{Claims, Scope};
 pub use jws::{parse, Signer, Unverified, MAX_TOKEN_LEN};
 

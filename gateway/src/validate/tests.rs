@@ -1,0 +1,177 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use keyfed_directory::{Bucket, Directory};
+use keyfed_shared::federation::MemberStatus;
+use keyfed_shared::ids::ProjectId;
+use keyfed_shared::revocation::{RevocationEvent, RevocationSubject};
+use keyfed_shared::time::now_micros;
+use keyfed_shared::token::{Signer, TokenError};
+use tempfile::TempDir;
+
+use super::*;
+use crate::testutil::{
+    assert_eventually, claims, default_domain, embedded, member, put_global, put_member, role,
+    signer,
+};
+
+const HOUR: i64 = 3600 * MICROS;
+
+struct Fixture {
+    _tmp: TempDir,
+    dir: Arc<dyn Directory>,
+    view: Arc<FederationView>,
+    validator: Validator,
+}
+
+/// Members s1 and s2 (active), the default domain and role `admin`.
+async fn fixture() -> Fixture {
+    let (tmp, dir) = embedded();
+    put_member(dir.as_ref(), &member("s1", MemberStatus::Active)).await;
+    put_member(dir.as_ref(), &member("s2", MemberStatus::Active)).await;
+    put_global(dir.as_ref(), &default_domain()).await;
+    put_global(dir.as_ref(), &role("r-admin", "admin")).await;
+    let view = FederationView::start(dir.clone()).await.unwrap();
+    let revocations = Revocations::start(dir.clone());
+    let config = ValidatorConfig {
+        allow_expired_window_secs: 3600 * 2,
+        ..ValidatorConfig::default()
+    };
+    let validator = Validator::new(view.clone(), revocations, &config);
+    assert_eventually!(validator.ready());
+    Fixture {
+        _tmp: tmp,
+        dir,
+        view,
+        validator,
+    }
+}
+
+fn fresh_token(signer: &Signer) -> String {
+    let now = now_micros();
+    signer
+        .sign(&claims(Some(ProjectId::new("p1")), now - 1, now + HOUR))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_member_token_validates_and_is_cached() {
+    let f = fixture().await;
+    let token = fresh_token(&signer("s1"));
+    let claims = f.validator.validate(&token, false).unwrap();
+    assert_eq!(claims.user_name, "alice");
+    let stats = f.validator.cache_stats();
+    assert_eq!((stats.hits, stats.misses, stats.entries), (0, 1, 1));
+    let again = f.validator.validate(&token, false).unwrap();
+    assert_eq!(again, claims);
+    assert_eq!(f.validator.cache_stats().hits, 1);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_rejected_without_touching_the_cache() {
+    let f = fixture().await;
+    let v = &f.validator;
+    assert!(matches!(
+        v.validate("garbage", false),
+        Err(TokenError::Malformed(_))
+    ));
+    assert_eq!(
+        v.validate(&fresh_token(&signer("s9")), false),
+        Err(TokenError::UnknownSigner)
+    );
+    let impostor = Signer::new("s1.1", SigningKey::from_bytes(&[42; 32]));
+    let forged = fresh_token(&impostor);
+    assert_eq!(v.validate(&forged, false), Err(TokenError::BadSignature));
+    // A bad signature is not cached: it fails again the same way.
+    assert_eq!(v.validate(&forged, false), Err(TokenError::BadSignature));
+    let stats = v.cache_stats();
+    assert_eq!((stats.hits, stats.entries), (0, 0));
+}
+
+#[tokio::test]
+async fn expiry_and_the_allow_expired_window() {
+    let f = fixture().await;
+    let v = &f.validator;
+    let now = now_micros();
+    let s1 = signer("s1");
+    let expired = s1.sign(&claims(None, now - 2 * HOUR, now - HOUR)).unwrap();
+    assert_eq!(v.validate(&expired, false), Err(TokenError::Expired));
+    assert!(v.validate(&expired, true).is_ok(), "within the window");
+    let long_gone = s1
+        .sign(&claims(None, now - 4 * HOUR, now - 3 * HOUR))
+        .unwrap();
+    assert_eq!(v.validate(&long_gone, true), Err(TokenError::Expired));
+
+    // A cached token is re-checked for expiry on every hit.
+    let token = s1.sign(&claims(None, now - 1, now + HOUR)).unwrap();
+    assert!(v.validate_at(&token, false, now).is_ok());
+    let later = now + HOUR + 1;
+    assert_eq!(
+        v.validate_at(&token, false, later),
+        Err(TokenError::Expired)
+    );
+    assert!(v.validate_at(&token, true, later).is_ok());
+}
+
+#[tokio::test]
+async fn a_revocation_reaches_a_cached_token_within_a_second() {
+    let f = fixture().await;
+    let token = fresh_token(&signer("s2"));
+    let claims = f.validator.validate(&token, false).unwrap();
+    assert!(f.validator.validate(&token, false).is_ok());
+    assert_eq!(f.validator.cache_stats().hits, 1);
+    let event = RevocationEvent {
+        subject: RevocationSubject::AuditId(claims.audit_ids[0].clone()),
+        issued_before: now_micros() + 1,
+        expires_at: now_micros() / MICROS + 7200,
+    };
+    f.dir
+        .publish_revocation(Bytes::from(serde_json::to_vec(&event).unwrap()))
+        .await
+        .unwrap();
+    assert_eventually!(
+        f.validator.validate(&token, false) == Err(TokenError::Revoked),
+        Duration::from_secs(1)
+    );
+    // Other tokens of the same user are untouched.
+    assert!(f
+        .validator
+        .validate(&fresh_token(&signer("s2")), false)
+        .is_ok());
+}
+
+#[tokio::test]
+async fn retired_members_stay_trusted_removed_ones_do_not() {
+    let f = fixture().await;
+    let token = fresh_token(&signer("s2"));
+    assert!(f.validator.validate(&token, false).is_ok());
+    put_member(f.dir.as_ref(), &member("s2", MemberStatus::Retired)).await;
+    assert_eventually!(f.view.ring().is_some_and(|r| r.shards().len() == 1));
+    assert!(f.validator.validate(&token, false).is_ok());
+    f.dir.kv(Bucket::Members).delete("s2", None).await.unwrap();
+    assert_eventually!(f.validator.validate(&token, false) == Err(TokenError::UnknownSigner));
+}
+
+#[tokio::test]
+async fn the_body_names_global_entities() {
+    let f = fixture().await;
+    let token = fresh_token(&signer("s1"));
+    let claims = f.validator.validate(&token, false).unwrap();
+    let body = f.validator.token_body(&claims, true);
+    let t = &body["token"];
+    assert_eq!(t["user"]["domain"]["name"], "Default");
+    assert_eq!(t["project"]["domain"]["name"], "Default");
+    assert_eq!(t["roles"][0]["name"], "admin");
+    assert!(t["catalog"].is_array());
+    assert_eq!(body, keystone_body(&claims, &f.view.global(), true));
+
+    // A role renamed in the directory shows in the next body.
+    put_global(f.dir.as_ref(), &role("r-admin", "root")).await;
+    assert_eventually!(
+        f.validator.token_body(&claims, false)["token"]["roles"][0]["name"] == "root"
+    );
+}

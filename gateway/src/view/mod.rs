@@ -1,0 +1,252 @@
+//! The federation view: everything a gateway knows about the federation,
+//! followed live from the directory.
+//!
+//! Three buckets are followed: members (→ the placement [`Ring`] over the
+//! active members, and the verification key of every member not removed,
+//! by `kid` — a retired member's tokens stay valid until they expire),
+//! pins (entity → shard, overriding the ring), and global data (→ a
+//! [`GlobalData`] snapshot). The name and membership indexes grow with the
+//! number of tenants, so they are looked up per request, not held here.
+//!
+//! Each bucket has a follower task that owns the bucket's entries, and
+//! publishes an immutable snapshot into an [`ArcSwap`] after each batch of
+//! changes: readers never block and never see half a batch. The followers
+//! are aborted when the view is dropped.
+//!
+//! While the directory is unreachable the view keeps answering from what it
+//! holds. If it is unreachable at start, [`FederationView::start`] still
+//! returns: the view is not [`ready`](FederationView::ready) until every
+//! bucket's first snapshot has loaded, which the followers keep retrying.
+
+mod follow;
+mod tables;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use ed25519_dalek::VerifyingKey;
+use keyfed_directory::{Bucket, Directory};
+use keyfed_shared::federation::Member;
+use keyfed_shared::global::GlobalData;
+use keyfed_shared::ids::{ProjectId, ShardId, UserId};
+use keyfed_shared::ring::Ring;
+use tokio::sync::oneshot;
+
+use self::tables::{GlobalTable, MemberTable, Members, PinTable, Pins, Table};
+use crate::error::ViewError;
+use crate::tasks::TaskGuard;
+
+/// The buckets the view follows, in the order of
+/// [`FederationView::revisions`].
+pub const FOLLOWED: [Bucket; 3] = [Bucket::Members, Bucket::Pins, Bucket::Global];
+
+/// How far the view has followed one bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketRevision {
+    /// The bucket.
+    pub bucket: Bucket,
+    /// Whether its first snapshot has loaded.
+    pub loaded: bool,
+    /// The last bucket revision applied (0 before the first snapshot).
+    pub revision: u64,
+}
+
+/// Progress of one follower, for readiness and metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    loaded: AtomicBool,
+    revision: AtomicU64,
+}
+
+impl Progress {
+    /// The first snapshot, at `revision`, is published.
+    fn loaded(&self, revision: u64) {
+        self.revision.store(revision, Ordering::Release);
+        self.loaded.store(true, Ordering::Release);
+    }
+
+    /// Changes up to `revision` are published.
+    fn applied(&self, revision: u64) {
+        self.revision.store(revision, Ordering::Release);
+    }
+}
+
+/// The state shared between the view and its followers.
+#[derive(Default)]
+pub(crate) struct Shared {
+    members: ArcSwap<Members>,
+    pins: ArcSwap<Pins>,
+    global: ArcSwap<GlobalData>,
+    progress: [Progress; 3],
+}
+
+impl Shared {
+    fn progress(&self, bucket: Bucket) -> &Progress {
+        match bucket {
+            Bucket::Pins => &self.progress[1],
+            Bucket::Global => &self.progress[2],
+            // Only the followed buckets are ever asked for.
+            _ => &self.progress[0],
+        }
+    }
+}
+
+/// Everything a gateway knows about the federation. Cheap to query from
+/// any thread; see the module doc.
+pub struct FederationView {
+    shared: Arc<Shared>,
+    _followers: TaskGuard,
+}
+
+impl std::fmt::Debug for FederationView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FederationView")
+            .field("revisions", &self.revisions())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FederationView {
+    /// Loads a snapshot of each followed bucket and starts following their
+    /// changes. Must be called within a Tokio runtime.
+    ///
+    /// Returns once every bucket's first snapshot attempt has finished. When
+    /// the directory is unreachable the view is returned not ready and the
+    /// snapshots are retried in the background; only an error that retrying
+    /// cannot fix fails the start.
+    pub async fn start(dir: Arc<dyn Directory>) -> Result<Arc<Self>, ViewError> {
+        let shared = Arc::new(Shared::default());
+        let mut followers = TaskGuard::default();
+        let firsts = [
+            (
+                Bucket::Members,
+                spawn_follower(
+                    dir.as_ref(),
+                    MemberTable::default(),
+                    &shared,
+                    &mut followers,
+                ),
+            ),
+            (
+                Bucket::Pins,
+                spawn_follower(dir.as_ref(), PinTable::default(), &shared, &mut followers),
+            ),
+            (
+                Bucket::Global,
+                spawn_follower(
+                    dir.as_ref(),
+                    GlobalTable::default(),
+                    &shared,
+                    &mut followers,
+                ),
+            ),
+        ];
+        for (bucket, first) in firsts {
+            match first.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) if error.is_transient() => {
+                    tracing::warn!(%bucket, %error, "directory unreachable; the federation view starts not ready");
+                }
+                Ok(Err(error)) => return Err(ViewError::Directory(error)),
+                Err(_) => return Err(ViewError::Stopped(bucket.name())),
+            }
+        }
+        Ok(Arc::new(Self {
+            shared,
+            _followers: followers,
+        }))
+    }
+
+    /// Whether every followed bucket's first snapshot has loaded.
+    pub fn ready(&self) -> bool {
+        FOLLOWED
+            .iter()
+            .all(|b| self.shared.progress(*b).loaded.load(Ordering::Acquire))
+    }
+
+    /// The progress of each followed bucket, in [`FOLLOWED`] order.
+    pub fn revisions(&self) -> [BucketRevision; 3] {
+        FOLLOWED.map(|bucket| {
+            let progress = self.shared.progress(bucket);
+            BucketRevision {
+                bucket,
+                loaded: progress.loaded.load(Ordering::Acquire),
+                revision: progress.revision.load(Ordering::Acquire),
+            }
+        })
+    }
+
+    /// The shard owning a project: its pin, else its place on the ring.
+    /// `None` only when it is not pinned and no member is active.
+    pub fn owner_of_project(&self, id: &ProjectId) -> Option<ShardId> {
+        if let Some(shard) = self.shared.pins.load().projects.get(id) {
+            return Some(shard.clone());
+        }
+        self.ring_owner(id.as_str())
+    }
+
+    /// A user's home shard (where their credentials live): their pin, else
+    /// their place on the ring.
+    pub fn home_of_user(&self, id: &UserId) -> Option<ShardId> {
+        if let Some(shard) = self.shared.pins.load().users.get(id) {
+            return Some(shard.clone());
+        }
+        self.ring_owner(id.as_str())
+    }
+
+    fn ring_owner(&self, id: &str) -> Option<ShardId> {
+        let members = self.shared.members.load();
+        members.ring.as_ref().map(|ring| ring.owner(id).clone())
+    }
+
+    /// The placement ring over the active members, if any is active.
+    pub fn ring(&self) -> Option<Ring> {
+        self.shared.members.load().ring.clone()
+    }
+
+    /// A member's record, whatever its status, unless it was removed.
+    pub fn member(&self, id: &ShardId) -> Option<Member> {
+        self.shared.members.load().by_id.get(id).cloned()
+    }
+
+    /// Every member not removed, in id order.
+    pub fn members(&self) -> Vec<Member> {
+        let mut all: Vec<Member> = self.shared.members.load().by_id.values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// The key that verifies tokens whose header names `kid`: the key of a
+    /// member not removed (joining, active, retiring or retired).
+    pub fn key(&self, kid: &str) -> Option<VerifyingKey> {
+        self.shared.members.load().keys.get(kid).copied()
+    }
+
+    /// The current global-data snapshot.
+    pub fn global(&self) -> Arc<GlobalData> {
+        self.shared.global.load_full()
+    }
+
+    /// The shared state, for tests that watch the followers stop.
+    #[cfg(test)]
+    pub(crate) fn shared_weak(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+}
+
+/// Spawns the follower of `T::BUCKET`; the receiver reports its first
+/// snapshot attempt.
+fn spawn_follower<T: Table>(
+    dir: &dyn Directory,
+    table: T,
+    shared: &Arc<Shared>,
+    followers: &mut TaskGuard,
+) -> oneshot::Receiver<Result<(), keyfed_directory::DirectoryError>> {
+    let (tx, rx) = oneshot::channel();
+    let kv = dir.kv(T::BUCKET);
+    followers.push(tokio::spawn(follow::follow(kv, table, shared.clone(), tx)));
+    rx
+}

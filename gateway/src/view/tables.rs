@@ -1,0 +1,282 @@
+//! The three followed buckets, each as a table that applies changes to
+//! what it owns and publishes an immutable snapshot for readers.
+//!
+//! A malformed entry is logged and skipped: the table keeps the entry's
+//! previous value (or nothing) and goes on with the next change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ed25519_dalek::VerifyingKey;
+use keyfed_directory::Bucket;
+use keyfed_shared::federation::{global_data, GlobalEntity, Member};
+use keyfed_shared::ids::{ProjectId, ShardId, UserId};
+use keyfed_shared::ring::{Ring, MAX_WEIGHT};
+
+use super::Shared;
+
+/// A bucket's entries, owned by the task following it.
+pub(crate) trait Table: Send + 'static {
+    /// The bucket followed.
+    const BUCKET: Bucket;
+
+    /// Forgets every entry (before loading a snapshot).
+    fn clear(&mut self);
+
+    /// Applies one entry: a new value, or `None` when the key was deleted.
+    fn apply(&mut self, key: &str, value: Option<&[u8]>);
+
+    /// Publishes the current entries to readers.
+    fn publish(&self, shared: &Shared);
+}
+
+/// What readers see of the members bucket: one consistent snapshot.
+#[derive(Debug, Default)]
+pub(crate) struct Members {
+    /// Every member not removed, whatever its status.
+    pub(crate) by_id: HashMap<ShardId, Member>,
+    /// Verification keys of every member not removed, by `kid`.
+    pub(crate) keys: HashMap<String, VerifyingKey>,
+    /// The placement ring over the active members; `None` while no member
+    /// is active.
+    pub(crate) ring: Option<Ring>,
+}
+
+/// A member record that passed the checks, with its decoded key.
+struct Valid {
+    member: Member,
+    key: VerifyingKey,
+}
+
+/// Decodes and checks a member record stored under `key`.
+fn decode_member(key: &str, value: &[u8]) -> Result<Valid, String> {
+    let member: Member = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+    if member.id.as_str() != key {
+        return Err(format!("record names member {:?}", member.id.as_str()));
+    }
+    // The kid is `<member-id>.<serial>`: a member can only sign as itself,
+    // and two members can never claim the same kid.
+    let serial = member
+        .kid
+        .strip_prefix(key)
+        .and_then(|s| s.strip_prefix('.'));
+    if serial.is_none_or(str::is_empty) {
+        return Err(format!("kid {:?} is not `{key}.<serial>`", member.kid));
+    }
+    let verifying = member
+        .verifying_key()
+        .ok_or_else(|| "public key is not a base64url Ed25519 key".to_owned())?;
+    Ok(Valid {
+        member,
+        key: verifying,
+    })
+}
+
+/// The members bucket: key `<shard-id>`, value a [`Member`] as JSON.
+#[derive(Default)]
+pub(crate) struct MemberTable {
+    entries: HashMap<String, Valid>,
+}
+
+impl Table for MemberTable {
+    const BUCKET: Bucket = Bucket::Members;
+
+    fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    fn apply(&mut self, key: &str, value: Option<&[u8]>) {
+        let Some(value) = value else {
+            self.entries.remove(key);
+            return;
+        };
+        match decode_member(key, value) {
+            Ok(valid) => {
+                self.entries.insert(key.to_owned(), valid);
+            }
+            Err(reason) => {
+                tracing::warn!(member = key, %reason, "skipping malformed member record")
+            }
+        }
+    }
+
+    fn publish(&self, shared: &Shared) {
+        let mut active = Vec::new();
+        for Valid { member, .. } in self.entries.values() {
+            if !member.in_ring() {
+                continue;
+            }
+            if (1..=MAX_WEIGHT).contains(&member.weight) {
+                active.push((member.id.clone(), member.weight));
+            } else {
+                tracing::warn!(member = %member.id, weight = member.weight, "active member left out of the ring: weight out of range");
+            }
+        }
+        let ring = match Ring::new(&active) {
+            Ok(ring) => Some(ring),
+            Err(error) => {
+                tracing::warn!(%error, "no placement ring");
+                None
+            }
+        };
+        let members = Members {
+            by_id: self
+                .entries
+                .values()
+                .map(|v| (v.member.id.clone(), v.member.clone()))
+                .collect(),
+            keys: self
+                .entries
+                .values()
+                .map(|v| (v.member.kid.clone(), v.key))
+                .collect(),
+            ring,
+        };
+        shared.members.store(Arc::new(members));
+    }
+}
+
+/// What readers see of the pins bucket.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Pins {
+    pub(crate) projects: HashMap<ProjectId, ShardId>,
+    pub(crate) users: HashMap<UserId, ShardId>,
+}
+
+/// The pins bucket: keys `project/<id>` and `user/<id>`, value the shard id
+/// as UTF-8. Other keys (moves in flight) are not pins and are ignored.
+#[derive(Default)]
+pub(crate) struct PinTable {
+    pins: Pins,
+}
+
+/// A pin key, split.
+enum PinKey<'a> {
+    Project(&'a str),
+    User(&'a str),
+}
+
+fn pin_key(key: &str) -> Option<PinKey<'_>> {
+    if let Some(id) = key.strip_prefix("project/") {
+        Some(PinKey::Project(id))
+    } else {
+        key.strip_prefix("user/").map(PinKey::User)
+    }
+}
+
+fn decode_shard(value: &[u8]) -> Result<ShardId, String> {
+    let id = std::str::from_utf8(value).map_err(|_| "shard id is not UTF-8".to_owned())?;
+    if id.is_empty() || id.trim() != id {
+        return Err(format!("bad shard id {id:?}"));
+    }
+    Ok(ShardId::new(id))
+}
+
+impl Table for PinTable {
+    const BUCKET: Bucket = Bucket::Pins;
+
+    fn clear(&mut self) {
+        self.pins = Pins::default();
+    }
+
+    fn apply(&mut self, key: &str, value: Option<&[u8]>) {
+        let Some(entity) = pin_key(key) else {
+            tracing::trace!(key, "not a pin");
+            return;
+        };
+        let shard = match value.map(decode_shard) {
+            None => None,
+            Some(Ok(shard)) => Some(shard),
+            Some(Err(reason)) => {
+                tracing::warn!(key, %reason, "skipping malformed pin");
+                return;
+            }
+        };
+        match (entity, shard) {
+            (PinKey::Project(id), Some(s)) => {
+                self.pins.projects.insert(ProjectId::new(id), s);
+            }
+            (PinKey::Project(id), None) => {
+                self.pins.projects.remove(&ProjectId::new(id));
+            }
+            (PinKey::User(id), Some(s)) => {
+                self.pins.users.insert(UserId::new(id), s);
+            }
+            (PinKey::User(id), None) => {
+                self.pins.users.remove(&UserId::new(id));
+            }
+        }
+    }
+
+    fn publish(&self, shared: &Shared) {
+        shared.pins.store(Arc::new(self.pins.clone()));
+    }
+}
+
+/// The global bucket: domains, roles, implications and the catalog.
+#[derive(Default)]
+pub(crate) struct GlobalTable {
+    entries: HashMap<String, GlobalEntity>,
+}
+
+impl Table for GlobalTable {
+    const BUCKET: Bucket = Bucket::Global;
+
+    fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    fn apply(&mut self, key: &str, value: Option<&[u8]>) {
+        let Some(value) = value else {
+            self.entries.remove(key);
+            return;
+        };
+        match GlobalEntity::decode(key, value) {
+            Ok(entity) => {
+                self.entries.insert(key.to_owned(), entity);
+            }
+            Err(error) => tracing::warn!(%error, "skipping malformed global entry"),
+        }
+    }
+
+    fn publish(&self, shared: &Shared) {
+        let data = global_data(self.entries.values().cloned());
+        shared.global.store(Arc::new(data));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_records_are_checked() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
+        let record = |id: &str, kid: &str, public_key: String| {
+            serde_json::to_vec(&serde_json::json!({
+                "id": id, "url": "http://x", "weight": 1, "status": "active",
+                "kid": kid, "public_key": public_key,
+            }))
+            .unwrap_or_default()
+        };
+        let good = Member::encode_key(&key);
+        assert!(decode_member("s1", &record("s1", "s1.1", good.clone())).is_ok());
+        assert!(decode_member("s1", &record("s2", "s2.1", good.clone())).is_err());
+        assert!(decode_member("s1", &record("s1", "s2.1", good.clone())).is_err());
+        assert!(decode_member("s1", &record("s1", "s1.", good.clone())).is_err());
+        assert!(decode_member("s1", &record("s1", "s10.1", good)).is_err());
+        assert!(decode_member("s1", &record("s1", "s1.1", "AAAA".into())).is_err());
+        assert!(decode_member("s1", b"{").is_err());
+    }
+
+    #[test]
+    fn pins_are_decoded() {
+        assert!(matches!(pin_key("project/p"), Some(PinKey::Project("p"))));
+        assert!(matches!(pin_key("user/u"), Some(PinKey::User("u"))));
+        assert!(pin_key("move/p").is_none());
+        assert_eq!(decode_shard(b"s1").ok(), Some(ShardId::new("s1")));
+        assert!(decode_shard(b"").is_err());
+        assert!(decode_shard(b" s1").is_err());
+        assert!(decode_shard(&[0xff]).is_err());
+    }
+}

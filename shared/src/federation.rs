@@ -1,0 +1,226 @@
+//! The federation's shared vocabulary: member records and the keys and
+//! values every process reads from and writes to the directory buckets.
+//! `docs/federation.md` describes the same contract in prose.
+//!
+//! | bucket | key | value |
+//! |---|---|---|
+//! | members | `<shard-id>` | [`Member`] (JSON) |
+//! | pins | `project/<id>`, `user/<id>` | shard id (UTF-8) |
+//! | names | `domain/<name>`, `role/<name>`, `project/<domain-id>/<name>`, `user/<domain-id>/<name>` | entity id (UTF-8) |
+//! | memberships | `<user-id>` | JSON list of shard ids, sorted |
+//! | global | `domain/<id>`, `role/<id>`, `implied/<prior>/<implied>`, `region/<id>`, `service/<id>`, `endpoint/<id>` | the entity (JSON, [`GlobalEntity`]) |
+//!
+//! The revocation stream carries [`crate::revocation::RevocationEvent`]s as JSON.
+
+use crate::global::GlobalData;
+use crate::ids::{DomainId, ProjectId, ShardId, UserId};
+use crate::model::{Domain, Endpoint, ImpliedRole, Region, Role, Service};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+/// A member's lifecycle state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    /// Registered, not yet taking tenants.
+    Joining,
+    /// Part of the placement ring.
+    Active,
+    /// Taking no new tenants; draining.
+    Retiring,
+    /// Empty; its key stays trusted until its last token expires.
+    Retired,
+}
+
+/// A federation member (a shard), as recorded in the members bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: ShardId,
+    /// Where gateways and peers reach the shard's API.
+    pub url: String,
+    /// Relative share of new tenants (≥ 1).
+    pub weight: u32,
+    pub status: MemberStatus,
+    /// The `kid` its tokens carry.
+    pub kid: String,
+    /// Its Ed25519 public key, base64url without padding.
+    pub public_key: String,
+}
+
+impl Member {
+    /// Encodes a public key for [`Member::public_key`].
+    pub fn encode_key(key: &VerifyingKey) -> String {
+        B64.encode(key.as_bytes())
+    }
+
+    /// Decodes [`Member::public_key`].
+    pub fn verifying_key(&self) -> Option<VerifyingKey> {
+        let bytes: [u8; 32] = B64.decode(&self.public_key).ok()?.try_into().ok()?;
+        VerifyingKey::from_bytes(&bytes).ok()
+    }
+
+    /// Whether new tenants may be placed on it.
+    pub fn in_ring(&self) -> bool {
+        self.status == MemberStatus::Active
+    }
+}
+
+/// Keys of the pins bucket.
+pub mod pin_key {
+    use super::*;
+    /// A project's pin.
+    pub fn project(id: &ProjectId) -> String {
+        format!("project/{id}")
+    }
+    /// A user's pin.
+    pub fn user(id: &UserId) -> String {
+        format!("user/{id}")
+    }
+}
+
+/// Keys of the names bucket.
+pub mod name_key {
+    use super::*;
+    /// A domain name.
+    pub fn domain(name: &str) -> String {
+        format!("domain/{name}")
+    }
+    /// A global role name.
+    pub fn role(name: &str) -> String {
+        format!("role/{name}")
+    }
+    /// A project name within its domain.
+    pub fn project(domain: &DomainId, name: &str) -> String {
+        format!("project/{domain}/{name}")
+    }
+    /// A user name within its domain.
+    pub fn user(domain: &DomainId, name: &str) -> String {
+        format!("user/{domain}/{name}")
+    }
+}
+
+/// One entry of the global bucket.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GlobalEntity {
+    Domain(Domain),
+    Role(Role),
+    Implied(ImpliedRole),
+    Region(Region),
+    Service(Service),
+    Endpoint(Endpoint),
+}
+
+/// Why a global entry could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("bad global entry {key}: {reason}")]
+pub struct GlobalDecodeError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl GlobalEntity {
+    /// The key it is stored under.
+    pub fn key(&self) -> String {
+        match self {
+            GlobalEntity::Domain(d) => format!("domain/{}", d.id),
+            GlobalEntity::Role(r) => format!("role/{}", r.id),
+            GlobalEntity::Implied(i) => format!("implied/{}/{}", i.prior, i.implied),
+            GlobalEntity::Region(r) => format!("region/{}", r.id),
+            GlobalEntity::Service(s) => format!("service/{}", s.id),
+            GlobalEntity::Endpoint(e) => format!("endpoint/{}", e.id),
+        }
+    }
+
+    /// The JSON value stored.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let v = match self {
+            GlobalEntity::Domain(x) => serde_json::to_vec(x),
+            GlobalEntity::Role(x) => serde_json::to_vec(x),
+            GlobalEntity::Implied(x) => serde_json::to_vec(x),
+            GlobalEntity::Region(x) => serde_json::to_vec(x),
+            GlobalEntity::Service(x) => serde_json::to_vec(x),
+            GlobalEntity::Endpoint(x) => serde_json::to_vec(x),
+        };
+        v.unwrap_or_default()
+    }
+
+    /// Decodes an entry from its key and value.
+    pub fn decode(key: &str, value: &[u8]) -> Result<Self, GlobalDecodeError> {
+        let err = |reason: String| GlobalDecodeError {
+            key: key.to_owned(),
+            reason,
+        };
+        let kind = key.split('/').next().unwrap_or_default();
+        let parsed = match kind {
+            "domain" => serde_json::from_slice(value).map(GlobalEntity::Domain),
+            "role" => serde_json::from_slice(value).map(GlobalEntity::Role),
+            "implied" => serde_json::from_slice(value).map(GlobalEntity::Implied),
+            "region" => serde_json::from_slice(value).map(GlobalEntity::Region),
+            "service" => serde_json::from_slice(value).map(GlobalEntity::Service),
+            "endpoint" => serde_json::from_slice(value).map(GlobalEntity::Endpoint),
+            other => return Err(err(format!("unknown kind {other:?}"))),
+        };
+        let entity = parsed.map_err(|e| err(e.to_string()))?;
+        if entity.key() != key {
+            return Err(err("key does not match the entity".into()));
+        }
+        Ok(entity)
+    }
+}
+
+/// Builds a global-data snapshot from global entries.
+pub fn global_data(entries: impl IntoIterator<Item = GlobalEntity>) -> GlobalData {
+    let (mut domains, mut roles, mut rules) = (vec![], vec![], vec![]);
+    let (mut regions, mut services, mut endpoints) = (vec![], vec![], vec![]);
+    for e in entries {
+        match e {
+            GlobalEntity::Domain(x) => domains.push(x),
+            GlobalEntity::Role(x) => roles.push(x),
+            GlobalEntity::Implied(x) => rules.push(x),
+            GlobalEntity::Region(x) => regions.push(x),
+            GlobalEntity::Service(x) => services.push(x),
+            GlobalEntity::Endpoint(x) => endpoints.push(x),
+        }
+    }
+    GlobalData::new(domains, roles, rules, regions, services, endpoints)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn global_entries_round_trip() {
+        let d = GlobalEntity::Domain(Domain {
+            id: DomainId::new("default"),
+            name: "Default".into(),
+            description: String::new(),
+            enabled: true,
+        });
+        assert_eq!(d.key(), "domain/default");
+        assert_eq!(GlobalEntity::decode(&d.key(), &d.to_bytes()).unwrap(), d);
+        assert!(GlobalEntity::decode("domain/other", &d.to_bytes()).is_err());
+        assert!(GlobalEntity::decode("galaxy/x", b"{}").is_err());
+        let g = global_data([d]);
+        assert_eq!(g.domain_name(&DomainId::new("default")), "Default");
+    }
+
+    #[test]
+    fn member_key_round_trip() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key();
+        let m = Member {
+            id: ShardId::new("s1"),
+            url: "http://127.0.0.1:1".into(),
+            weight: 1,
+            status: MemberStatus::Active,
+            kid: "s1.1".into(),
+            public_key: Member::encode_key(&key),
+        };
+        assert_eq!(m.verifying_key().unwrap(), key);
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains("\"status\":\"active\""));
+    }
+}
