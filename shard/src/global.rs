@@ -11,5 +11,7 @@ pub async fn load(store: &dyn Store) -> StoreResult<GlobalData> {
     let regions = store.list_regions().await?;
     let services = store.list_services().await?;
     let endpoints = store.list_endpoints().await?;
-    Ok(GlobalData::new(domains, roles, rules, regions, services, endpoints))
+    Ok(GlobalData::new(
+        domains, roles, rules, regions, services, endpoints,
+    ))
 }

@@ -4,9 +4,9 @@
 
 use crate::error::Result;
 use crate::state::Shard;
-use keyfed_shared::time::{keystone_timestamp, now_micros};
-use keyfed_shared::token::{self, Claims, Scope, TokenError};
-use serde_json::{json, Value};
+use keyfed_shared::time::now_micros;
+use keyfed_shared::token::{self, keystone_body, Claims, TokenError};
+use serde_json::Value;
 
 impl Shard {
     /// Signs the claims.
@@ -38,56 +38,6 @@ impl Shard {
 
     /// The `{"token": {...}}` body Keystone returns for these claims.
     pub fn token_body(&self, claims: &Claims, with_catalog: bool) -> Value {
-        let global = self.global();
-        let mut token = json!({
-            "methods": claims.methods,
-            "user": {
-                "id": claims.user_id,
-                "name": claims.user_name,
-                "domain": {
-                    "id": claims.user_domain_id,
-                    "name": global.domain_name(&claims.user_domain_id),
-                },
-                "password_expires_at": null,
-            },
-            "audit_ids": claims.audit_ids,
-            "expires_at": keystone_timestamp(claims.expires_at),
-            "issued_at": keystone_timestamp(claims.issued_at),
-        });
-        let obj = token.as_object_mut();
-        if let Some(obj) = obj {
-            match &claims.scope {
-                Scope::Unscoped => {}
-                Scope::Project {
-                    id,
-                    name,
-                    domain_id,
-                } => {
-                    obj.insert(
-                        "project".into(),
-                        json!({"id": id, "name": name, "domain": {
-                            "id": domain_id, "name": global.domain_name(domain_id)}}),
-                    );
-                    obj.insert("is_domain".into(), Value::Bool(false));
-                }
-                Scope::Domain { id } => {
-                    obj.insert(
-                        "domain".into(),
-                        json!({"id": id, "name": global.domain_name(id)}),
-                    );
-                }
-                Scope::System => {
-                    obj.insert("system".into(), json!({"all": true}));
-                }
-            }
-            if claims.scope != Scope::Unscoped {
-                let roles = global.effective_roles(&claims.roles);
-                obj.insert("roles".into(), Value::Array(global.role_refs(&roles)));
-                if with_catalog {
-                    obj.insert("catalog".into(), global.catalog.as_ref().clone());
-                }
-            }
-        }
-        json!({ "token": token })
+        keystone_body(claims, &self.global(), with_catalog)
     }
 }

@@ -86,10 +86,11 @@ pub(crate) struct Shared {
 impl Shared {
     fn progress(&self, bucket: Bucket) -> &Progress {
         match bucket {
+            Bucket::Members => &self.progress[0],
             Bucket::Pins => &self.progress[1],
             Bucket::Global => &self.progress[2],
-            // Only the followed buckets are ever asked for.
-            _ => &self.progress[0],
+            // Not followed: never asked for by the view's own code.
+            Bucket::Names | Bucket::Memberships => &self.progress[0],
         }
     }
 }

@@ -239,7 +239,7 @@ async fn issue(
         roles,
     };
     let token = state.sign(&claims)?;
-    tracing::info!(user = %claims.user_id, "token issued");
+    tracing::debug!(user = %claims.user_id, "token issued");
     let with_catalog = query_flag(&query, "nocatalog") != Some(true);
     let mut response = (
         StatusCode::CREATED,
