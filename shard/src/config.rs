@@ -49,6 +49,28 @@ pub struct ShardConfig {
     pub bootstrap: Option<BootstrapConfig>,
     /// Logging.
     pub log: LogConfig,
+    /// Membership in a federation (absent: a standalone Keystone).
+    pub federation: Option<FederationConfig>,
+}
+
+/// How the shard takes part in a federation: its member record and the
+/// directory it registers in and follows.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// URL at which gateways and peers reach this shard. Required.
+    pub advertise_url: String,
+    /// Relative share of new tenants. Default 1.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// The directory on NATS JetStream (production).
+    pub nats: Option<keyfed_directory::NatsConfig>,
+    /// The embedded directory (single-process federations, `keyfed dev`).
+    pub embedded: Option<keyfed_directory::EmbeddedConfig>,
+}
+
+fn default_weight() -> u32 {
+    1
 }
 
 /// HTTP listener and request limits.
@@ -349,6 +371,32 @@ impl ShardConfig {
             }
             if b.project_name.is_empty() {
                 return Err(invalid("bootstrap.project_name", "must not be empty"));
+            }
+        }
+        if let Some(f) = &self.federation {
+            if !(f.advertise_url.starts_with("http://") || f.advertise_url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    "federation.advertise_url",
+                    "must start with http:// or https://",
+                ));
+            }
+            if !(1..=keyfed_shared::ring::MAX_WEIGHT).contains(&f.weight) {
+                return Err(invalid("federation.weight", "must be between 1 and 1000"));
+            }
+            match (&f.nats, &f.embedded) {
+                (Some(n), None) => n
+                    .validate()
+                    .map_err(|e| invalid("federation.nats", e.to_string()))?,
+                (None, Some(e)) => e
+                    .validate()
+                    .map_err(|e| invalid("federation.embedded", e.to_string()))?,
+                _ => {
+                    return Err(invalid(
+                        "federation",
+                        "configure exactly one of [federation.nats] and [federation.embedded]",
+                    ))
+                }
             }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {

@@ -8,12 +8,15 @@
 //! [`tokens`] issuing and offline validation; [`policy`] who may do what;
 //! [`password`] argon2id on a bounded blocking pool; [`global`] the
 //! in-memory snapshot of domains, roles and the catalog; [`bootstrap`] the
-//! `keystone-manage bootstrap` equivalent; [`store`] persistence.
+//! `keystone-manage bootstrap` equivalent; [`store`] persistence;
+//! [`federation`] membership in a federation (member record, trusted keys,
+//! the revocation stream).
 
 pub mod api;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
+pub mod federation;
 pub mod global;
 pub mod keys;
 pub mod password;
@@ -36,4 +39,6 @@ pub enum ShardError {
     Startup(#[from] error::Error),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("federation: {0}")]
+    Federation(String),
 }

@@ -3,6 +3,7 @@
 
 use crate::config::ShardConfig;
 use crate::error::Result;
+use crate::federation::Federated;
 use crate::global::GlobalData;
 use crate::keys;
 use crate::password::Hasher;
@@ -30,6 +31,8 @@ pub struct Shard {
     pub(crate) keys: HashMap<String, VerifyingKey>,
     global: ArcSwap<GlobalData>,
     revocations: RwLock<RevocationIndex>,
+    /// The federation this shard belongs to, when configured.
+    pub federation: Option<Arc<Federated>>,
 }
 
 impl Shard {
@@ -43,6 +46,20 @@ impl Shard {
         let global = crate::global::load(store.as_ref()).await?;
         let now_secs = now_micros() / 1_000_000;
         let events = store.list_revocations(now_secs).await?;
+        let federation = match &config.federation {
+            Some(f) => Some(
+                Federated::join(
+                    f,
+                    &config.shard.id,
+                    signer.kid(),
+                    &signer.verifying_key(),
+                    events.clone(),
+                )
+                .await
+                .map_err(|e| crate::error::Error::Internal(e.to_string()))?,
+            ),
+            None => None,
+        };
         Ok(Arc::new(Self {
             public_url: config.public_url(),
             config,
@@ -52,6 +69,7 @@ impl Shard {
             keys,
             global: ArcSwap::from_pointee(global),
             revocations: RwLock::new(RevocationIndex::from_events(events)),
+            federation,
         }))
     }
 
@@ -80,8 +98,12 @@ impl Shard {
         }
     }
 
-    /// Applies an event, already stored, to the in-memory index.
+    /// Applies an event, already stored, to the in-memory index, and hands
+    /// it to the federation's stream when the shard is federated.
     pub fn apply_revocation(&self, event: RevocationEvent) {
+        if let Some(f) = &self.federation {
+            f.publish(event.clone());
+        }
         self.revocations
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -97,10 +119,25 @@ impl Shard {
     }
 
     pub(crate) fn is_revoked(&self, facts: &keyfed_shared::revocation::TokenFacts<'_>) -> bool {
-        self.revocations
+        let local = self
+            .revocations
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .is_revoked(facts)
+            .is_revoked(facts);
+        local
+            || self
+                .federation
+                .as_ref()
+                .is_some_and(|f| f.is_revoked(facts))
+    }
+
+    /// The verification key for `kid`: this shard's own, or a registered
+    /// member's when federated.
+    pub(crate) fn verifying_key(&self, kid: &str) -> Option<VerifyingKey> {
+        self.keys
+            .get(kid)
+            .copied()
+            .or_else(|| self.federation.as_ref().and_then(|f| f.key(kid)))
     }
 
     /// Drops expired events from the store and the index.

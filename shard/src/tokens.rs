@@ -19,10 +19,9 @@ impl Shard {
     pub fn validate(&self, token: &str, allow_expired: bool) -> Result<Claims, TokenError> {
         let unverified = token::parse(token)?;
         let key = self
-            .keys
-            .get(unverified.kid())
+            .verifying_key(unverified.kid())
             .ok_or(TokenError::UnknownSigner)?;
-        let claims = unverified.verify(key)?;
+        let claims = unverified.verify(&key)?;
         let now = now_micros();
         let grace = if allow_expired {
             self.config.tokens.allow_expired_window_secs as i64 * 1_000_000

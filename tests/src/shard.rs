@@ -49,6 +49,11 @@ pub struct Token {
 impl TestShard {
     /// Starts a shard and waits until it answers `GET /healthz`.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a shard whose config `customize` adjusts (e.g. to federate it).
+    pub async fn start_with(customize: impl FnOnce(&mut ShardConfig)) -> anyhow::Result<Self> {
         init_logging();
         let database = crate::pg::fresh_database()
             .await
@@ -61,7 +66,7 @@ impl TestShard {
         let addr = listener.local_addr()?;
         let url = format!("http://{addr}");
 
-        let config = ShardConfig {
+        let mut config = ShardConfig {
             server: ServerConfig {
                 listen: addr,
                 public_url: Some(url.clone()),
@@ -91,6 +96,7 @@ impl TestShard {
             }),
             ..ShardConfig::default()
         };
+        customize(&mut config);
         config.validate().context("the test shard's config")?;
 
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();

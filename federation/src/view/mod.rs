@@ -1,4 +1,4 @@
-//! The federation view: everything a gateway knows about the federation,
+//! The federation view: everything a process knows about the federation,
 //! followed live from the directory.
 //!
 //! Three buckets are followed: members (→ the placement [`Ring`] over the
@@ -95,7 +95,7 @@ impl Shared {
     }
 }
 
-/// Everything a gateway knows about the federation. Cheap to query from
+/// Everything a process knows about the federation. Cheap to query from
 /// any thread; see the module doc.
 pub struct FederationView {
     shared: Arc<Shared>,

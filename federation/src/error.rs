@@ -1,6 +1,6 @@
-//! The gateway's error kinds. Token rejections are
+//! The federation view's error kinds. Token rejections are
 //! [`keyfed_shared::token::TokenError`] (all of them a 401 to the client);
-//! what is here concerns the gateway's own start-up.
+//! what is here concerns the view's start-up.
 
 use keyfed_directory::DirectoryError;
 

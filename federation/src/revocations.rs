@@ -1,4 +1,4 @@
-//! The gateway's revocation index, fed from the directory's revocation
+//! A process's revocation index, fed from the directory's revocation
 //! stream.
 //!
 //! A follower task replays the stream from the start (`revocations_from(0)`:
@@ -36,7 +36,7 @@ struct Shared {
     subscribed: AtomicBool,
 }
 
-/// Revocation events known to this gateway; see the module doc.
+/// Revocation events known to this process; see the module doc.
 pub struct Revocations {
     shared: Arc<Shared>,
     _tasks: TaskGuard,

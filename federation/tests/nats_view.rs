@@ -13,7 +13,7 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use keyfed_directory::testing::NatsServer;
 use keyfed_directory::{Bucket, Directory, DirectoryError, NatsConfig, NatsDirectory};
-use keyfed_gateway::FederationView;
+use keyfed_federation::FederationView;
 use keyfed_shared::federation::{GlobalEntity, Member, MemberStatus};
 use keyfed_shared::ids::{DomainId, ProjectId, ShardId};
 use keyfed_shared::model::Domain;

@@ -1,0 +1,157 @@
+//! Taking part in a federation: the shard registers its member record (id,
+//! advertised URL, weight, signing key) in the directory, trusts the keys of
+//! every registered member, follows the federation's revocation stream, and
+//! publishes its own revocation events to it.
+//!
+//! Nothing here blocks the shard on NATS: registration and publishing retry
+//! in the background with back-off, and at every start the shard republishes
+//! the unexpired revocation events it stored, so an event stored just before
+//! a crash or during a NATS outage still reaches every validator.
+
+use crate::config::FederationConfig;
+use crate::ShardError;
+use ed25519_dalek::VerifyingKey;
+use keyfed_directory::{Bucket, Directory, EmbeddedDirectory, NatsDirectory};
+use keyfed_federation::{FederationView, Revocations};
+use keyfed_shared::federation::{Member, MemberStatus};
+use keyfed_shared::ids::ShardId;
+use keyfed_shared::revocation::{RevocationEvent, TokenFacts};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Longest wait between retries of a directory write.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Serializes a revocation event for the stream.
+fn to_payload(event: &RevocationEvent) -> Vec<u8> {
+    serde_json::to_vec(event).unwrap_or_default()
+}
+
+/// A shard's link to its federation.
+pub struct Federated {
+    /// The directory (kept for later federation features).
+    pub directory: Arc<dyn Directory>,
+    /// Members, keys, pins and global data, followed live.
+    pub view: Arc<FederationView>,
+    /// Revocation events of the whole federation.
+    pub revocations: Arc<Revocations>,
+    outbox: mpsc::UnboundedSender<RevocationEvent>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Federated {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn open(config: &FederationConfig) -> Result<Arc<dyn Directory>, ShardError> {
+    let fail = |e: keyfed_directory::DirectoryError| ShardError::Federation(e.to_string());
+    Ok(match (&config.nats, &config.embedded) {
+        (Some(n), _) => Arc::new(NatsDirectory::connect(n).await.map_err(fail)?),
+        (None, Some(e)) => Arc::new(EmbeddedDirectory::open(e).map_err(fail)?),
+        (None, None) => return Err(ShardError::Federation("no directory configured".to_owned())),
+    })
+}
+
+/// Retries `op` with doubling back-off until it succeeds.
+async fn retry<F, Fut>(what: &str, mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), keyfed_directory::DirectoryError>>,
+{
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match op().await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+impl Federated {
+    /// Opens the directory, registers the member record, starts following
+    /// the federation, and queues `unpublished` revocation events.
+    pub async fn join(
+        config: &FederationConfig,
+        shard_id: &str,
+        kid: &str,
+        key: &VerifyingKey,
+        unpublished: Vec<RevocationEvent>,
+    ) -> Result<Arc<Self>, ShardError> {
+        let directory = open(config).await?;
+        let member = Member {
+            id: ShardId::new(shard_id),
+            url: config.advertise_url.trim_end_matches('/').to_owned(),
+            weight: config.weight,
+            status: MemberStatus::Active,
+            kid: kid.to_owned(),
+            public_key: Member::encode_key(key),
+        };
+        let record = serde_json::to_vec(&member)
+            .map_err(|e| ShardError::Federation(format!("encoding member record: {e}")))?;
+        let members = directory.kv(Bucket::Members);
+        let register = tokio::spawn(async move {
+            retry("registering the member record", || {
+                let members = members.clone();
+                let record = record.clone();
+                let id = member.id.to_string();
+                async move { members.put(&id, record.into()).await.map(|_| ()) }
+            })
+            .await;
+            tracing::info!(shard = %member.id, "member record registered");
+        });
+        let view = FederationView::start(directory.clone())
+            .await
+            .map_err(|e| ShardError::Federation(e.to_string()))?;
+        let revocations = Revocations::start(directory.clone());
+        let (outbox, mut rx) = mpsc::unbounded_channel::<RevocationEvent>();
+        let dir = directory.clone();
+        let publisher = tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let payload = to_payload(&event);
+                retry("publishing a revocation event", || {
+                    let dir = dir.clone();
+                    let payload = payload.clone();
+                    async move { dir.publish_revocation(payload.into()).await.map(|_| ()) }
+                })
+                .await;
+            }
+        });
+        for event in unpublished {
+            let _ = outbox.send(event);
+        }
+        Ok(Arc::new(Self {
+            directory,
+            view,
+            revocations,
+            outbox,
+            tasks: vec![register, publisher],
+        }))
+    }
+
+    /// Queues a revocation event for the federation's stream.
+    pub fn publish(&self, event: RevocationEvent) {
+        if self.outbox.send(event).is_err() {
+            tracing::error!("revocation publisher stopped; event kept only locally");
+        }
+    }
+
+    /// A registered member's verification key.
+    pub fn key(&self, kid: &str) -> Option<VerifyingKey> {
+        self.view.key(kid)
+    }
+
+    /// Whether the federation revoked a token with these facts.
+    pub fn is_revoked(&self, facts: &TokenFacts<'_>) -> bool {
+        self.revocations.is_revoked(facts)
+    }
+}
