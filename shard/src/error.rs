@@ -63,9 +63,17 @@ impl IntoResponse for Error {
                 tracing::debug!(status = api.kind.status(), message = %api.message, "request refused")
             }
         }
-        api_response(&api)
+        let mut response = api_response(&api);
+        if matches!(self, Error::Store(StoreError::Backend(_))) {
+            response.extensions_mut().insert(StoreFailure);
+        }
+        response
     }
 }
+
+/// Marks a response caused by a store backend failure, for metrics.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreFailure;
 
 /// Renders a classified error as Keystone does, with `WWW-Authenticate` on 401.
 pub fn api_response(api: &ApiError) -> Response {

@@ -9,7 +9,7 @@
 //! [`password`] argon2id on a bounded blocking pool; [`global`] the
 //! in-memory snapshot of domains, roles and the catalog; [`bootstrap`] the
 //! `keystone-manage bootstrap` equivalent; [`store`] persistence;
-//! [`federation`] membership in a federation (member record, trusted keys,
+//! [`metrics`] Prometheus metrics; [`federation`] membership in a federation (member record, trusted keys,
 //! the revocation stream).
 
 pub mod api;
@@ -19,6 +19,7 @@ pub mod error;
 pub mod federation;
 pub mod global;
 pub mod keys;
+pub mod metrics;
 pub mod password;
 pub mod policy;
 pub mod server;

@@ -6,13 +6,13 @@
 
 use crate::api;
 use crate::config::{ShardConfig, StorageKind};
-use crate::error::api_response;
+use crate::error::{api_response, StoreFailure};
 use crate::state::{AppState, Shard};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::postgres::PgStore;
 use crate::store::Store;
 use crate::ShardError;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -56,14 +56,20 @@ pub async fn build(config: ShardConfig) -> Result<AppState, ShardError> {
 /// The full HTTP application for a state: routes plus edge middleware.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
-    let max_headers = state.config.server.max_header_bytes;
-    api::router(state)
+    api::router(state.clone())
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(max_headers, edge))
+        .layer(axum::middleware::from_fn_with_state(state, edge))
 }
 
-async fn edge(State(max_headers): State<usize>, req: Request, next: Next) -> Response {
+async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let max_headers = state.config.server.max_header_bytes;
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().clone();
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id);
     let started = Instant::now();
     let header_bytes: usize = req
@@ -86,6 +92,16 @@ async fn edge(State(max_headers): State<usize>, req: Request, next: Next) -> Res
                 api_response(&ApiError::internal())
             })
     };
+    let elapsed = started.elapsed();
+    state.metrics.request(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        elapsed.as_secs_f64(),
+    );
+    if response.extensions().get::<StoreFailure>().is_some() {
+        state.metrics.store_error();
+    }
     span.in_scope(|| {
         tracing::debug!(
             status = response.status().as_u16(),

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::federation::Federated;
 use crate::global::GlobalData;
 use crate::keys;
+use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::store::Store;
 use arc_swap::ArcSwap;
@@ -33,6 +34,8 @@ pub struct Shard {
     revocations: RwLock<RevocationIndex>,
     /// The federation this shard belongs to, when configured.
     pub federation: Option<Arc<Federated>>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
 }
 
 impl Shard {
@@ -70,6 +73,7 @@ impl Shard {
             global: ArcSwap::from_pointee(global),
             revocations: RwLock::new(RevocationIndex::from_events(events)),
             federation,
+            metrics: Metrics::new(),
         }))
     }
 

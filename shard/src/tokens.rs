@@ -17,6 +17,19 @@ impl Shard {
     /// Validates a token: structure, signer, signature, expiry (extended by
     /// the configured window when `allow_expired`), revocation.
     pub fn validate(&self, token: &str, allow_expired: bool) -> Result<Claims, TokenError> {
+        let outcome = self.validate_inner(token, allow_expired);
+        self.metrics.validation(match &outcome {
+            Ok(_) => "valid",
+            Err(TokenError::Expired) => "expired",
+            Err(TokenError::Revoked) => "revoked",
+            Err(TokenError::UnknownSigner) => "unknown_signer",
+            Err(TokenError::BadSignature) => "bad_signature",
+            Err(_) => "malformed",
+        });
+        outcome
+    }
+
+    fn validate_inner(&self, token: &str, allow_expired: bool) -> Result<Claims, TokenError> {
         let unverified = token::parse(token)?;
         let key = self
             .verifying_key(unverified.kid())

@@ -1,4 +1,5 @@
-//! `/healthz` (the process is up) and `/readyz` (the store answers).
+//! `/healthz` (the process is up), `/readyz` (the store answers) and
+//! `/metrics` (Prometheus).
 
 use crate::state::AppState;
 use axum::extract::State;
@@ -12,6 +13,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
@@ -25,4 +27,22 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::V
             )
         }
     }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    if let Some(f) = &state.federation {
+        for r in f.view.revisions() {
+            state
+                .metrics
+                .set_directory_revision(r.bucket.name(), r.revision);
+        }
+        state.metrics.set_revocation_subjects(f.revocations.len());
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }

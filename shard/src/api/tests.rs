@@ -785,3 +785,44 @@ async fn nul_bytes_and_region_cycles_are_client_errors() {
         .await;
     assert_keystone_error(&r, 409);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_validations() {
+    let t = TestApp::new().await;
+    let admin = t.admin_token().await;
+    t.call(Method::GET, "/v3/projects/nope", Some(&admin), None)
+        .await;
+    t.call(Method::GET, "/v3/projects", Some("garbage"), None)
+        .await;
+    let r = t
+        .raw(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let resp = t
+        .app
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(r#"route="/v3/projects/{id}",method="GET",status="404"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/v3/auth/tokens",method="POST",status="201"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"keyfed_shard_token_validations_total{outcome="malformed"} 1"#),
+        "{text}"
+    );
+}
