@@ -3,6 +3,7 @@
 
 use crate::config::ShardConfig;
 use crate::error::Result;
+use crate::federation::mirror::MirrorProgress;
 use crate::federation::Federated;
 use crate::global::GlobalData;
 use crate::keys;
@@ -36,6 +37,22 @@ pub struct Shard {
     pub federation: Option<Arc<Federated>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// How far the global-data mirror has got (federated shards).
+    pub mirror: MirrorProgress,
+    mirror_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .mirror_task
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
 }
 
 impl Shard {
@@ -63,7 +80,7 @@ impl Shard {
             ),
             None => None,
         };
-        Ok(Arc::new(Self {
+        let shard = Arc::new(Self {
             public_url: config.public_url(),
             config,
             store,
@@ -74,7 +91,20 @@ impl Shard {
             revocations: RwLock::new(RevocationIndex::from_events(events)),
             federation,
             metrics: Metrics::new(),
-        }))
+            mirror: MirrorProgress::default(),
+            mirror_task: std::sync::Mutex::new(None),
+        });
+        if let Some(f) = &shard.federation {
+            let task = tokio::spawn(crate::federation::mirror::run(
+                Arc::downgrade(&shard),
+                f.directory.clone(),
+            ));
+            *shard
+                .mirror_task
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(task);
+        }
+        Ok(shard)
     }
 
     /// The current global-data snapshot.

@@ -67,8 +67,20 @@ where
     }
 }
 
+async fn revoke_on(shard: &TestShard, caller: &str, subject: &str) {
+    let r = shard
+        .http()
+        .delete(format!("{}/v3/auth/tokens", shard.url))
+        .header("x-auth-token", caller)
+        .header("x-subject-token", subject)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tokens_validate_across_members_and_revocations_propagate() {
+async fn members_share_global_data_trust_each_other_and_propagate_revocations() {
     let nats = NatsServer::start().unwrap();
     let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let config = nats_config(&nats.url(), &namespace);
@@ -84,10 +96,14 @@ async fn tokens_validate_across_members_and_revocations_propagate() {
         &ValidatorConfig::default(),
     );
 
-    let a_token = a.admin_token().await.unwrap();
-    let b_token = b.admin_token().await.unwrap();
+    // The admin was bootstrapped once, on the first member.
+    let caller = a.admin_token().await.unwrap();
+    let subject = a.admin_token().await.unwrap();
+    assert!(
+        b.admin_token().await.is_err(),
+        "the admin must live on one member only"
+    );
 
-    // Both members are registered, with their advertised URLs.
     eventually(Duration::from_secs(10), "members registered", || async {
         view.members().len() == 2
     })
@@ -97,19 +113,86 @@ async fn tokens_validate_across_members_and_revocations_propagate() {
         .unwrap();
     assert_eq!(member.url, a.url);
 
-    // A token signed by shard A validates on shard B and in the gateway.
+    // A token signed by shard A validates on shard B, with the same roles:
+    // both members hold the one set of global data.
     eventually(Duration::from_secs(10), "B trusts A's key", || async {
-        validate_on(&b, &b_token.id, &a_token.id).await == 200
+        validate_on(&b, &caller.id, &subject.id).await == 200
     })
     .await;
-    let claims = validator.validate(&a_token.id, false).unwrap();
-    assert_eq!(claims.user_id.as_str(), a_token.user_id);
+    let body: Value = b
+        .http()
+        .get(format!("{}/v3/auth/tokens", b.url))
+        .header("x-auth-token", &caller.id)
+        .header("x-subject-token", &subject.id)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let roles: Vec<&str> = body["token"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"admin") && roles.contains(&"reader"),
+        "{body}"
+    );
+    assert_eq!(body["token"]["catalog"][0]["type"], "identity", "{body}");
+    let claims = validator.validate(&subject.id, false).unwrap();
+    assert_eq!(claims.user_id.as_str(), subject.user_id);
 
-    // A rogue token (unknown signer) is refused everywhere.
+    // A role created through B is read back at once on B and reaches A.
+    let r = b
+        .http()
+        .post(format!("{}/v3/roles", b.url))
+        .header("x-auth-token", &caller.id)
+        .json(&serde_json::json!({"role": {"name": "auditor"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let role_id = r.json::<Value>().await.unwrap()["role"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let on_b = b
+        .http()
+        .get(format!("{}/v3/roles/{role_id}", b.url))
+        .header("x-auth-token", &caller.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_b.status().as_u16(), 200);
+    eventually(Duration::from_secs(5), "the role reaches A", || async {
+        let r = a
+            .http()
+            .get(format!("{}/v3/roles/{role_id}", a.url))
+            .header("x-auth-token", &caller.id)
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16() == 200
+    })
+    .await;
+    // Its name is now taken federation-wide.
+    let dup = a
+        .http()
+        .post(format!("{}/v3/roles", a.url))
+        .header("x-auth-token", &caller.id)
+        .json(&serde_json::json!({"role": {"name": "auditor"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dup.status().as_u16(), 409);
+
+    // A rogue token (unknown signer) is refused.
     assert_eq!(
         validate_on(
             &b,
-            &b_token.id,
+            &caller.id,
             "eyJhbGciOiJFZERTQSIsImtpZCI6InJvZ3VlLjEifQ.e30.AAAA"
         )
         .await,
@@ -117,61 +200,51 @@ async fn tokens_validate_across_members_and_revocations_propagate() {
     );
 
     // Revoking on A reaches B and the gateway validator through NATS.
-    let r = a
-        .http()
-        .delete(format!("{}/v3/auth/tokens", a.url))
-        .header("x-auth-token", &a_token.id)
-        .header("x-subject-token", &a_token.id)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    revoke_on(&a, &caller.id, &subject.id).await;
     let to_gateway = eventually(
         Duration::from_secs(5),
         "gateway sees the revocation",
-        || async { validator.validate(&a_token.id, false).is_err() },
+        || async { validator.validate(&subject.id, false).is_err() },
     )
     .await;
     let to_b = eventually(
         Duration::from_secs(5),
         "shard B sees the revocation",
-        || async { validate_on(&b, &b_token.id, &a_token.id).await == 404 },
+        || async { validate_on(&b, &caller.id, &subject.id).await == 404 },
     )
     .await;
     println!("revocation propagation: gateway validator {to_gateway:?}, shard B {to_b:?}");
-    // B's own token is unaffected.
-    assert_eq!(validate_on(&b, &b_token.id, &b_token.id).await, 200);
-    let body: Value = b
-        .http()
-        .get(format!("{}/v3/auth/tokens", b.url))
-        .header("x-auth-token", &b_token.id)
-        .header("x-subject-token", &b_token.id)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["token"]["user"]["name"], "admin");
+    assert_eq!(validate_on(&b, &caller.id, &caller.id).await, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_shard_starts_while_nats_is_down_and_registers_later() {
+async fn nats_down_members_keep_serving_and_resync() {
     let mut nats = NatsServer::start().unwrap();
     let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let config = nats_config(&nats.url(), &namespace);
-    nats.stop();
-    // The shard serves as a standalone Keystone meanwhile.
     let a = federated_shard("shard-a", &config).await;
-    let token = a.admin_token().await.unwrap();
-    assert_eq!(validate_on(&a, &token.id, &token.id).await, 200);
+    let b = federated_shard("shard-b", &config).await;
+    let caller = a.admin_token().await.unwrap();
+    eventually(Duration::from_secs(10), "B trusts A's key", || async {
+        validate_on(&b, &caller.id, &caller.id).await == 200
+    })
+    .await;
+
+    nats.stop();
+    // Both keep issuing and validating from what they hold.
+    let subject = a.admin_token().await.unwrap();
+    assert_eq!(validate_on(&b, &caller.id, &subject.id).await, 200);
+    // A revocation made during the outage is kept and delivered later.
+    revoke_on(&a, &caller.id, &subject.id).await;
+    assert_eq!(validate_on(&a, &caller.id, &subject.id).await, 404);
+    assert_eq!(validate_on(&b, &caller.id, &subject.id).await, 200);
+
     nats.restart().unwrap();
-    let dir: Arc<dyn Directory> = Arc::new(NatsDirectory::connect(&config).await.unwrap());
-    let view = FederationView::start(dir).await.unwrap();
-    eventually(
-        Duration::from_secs(20),
-        "member registered after NATS returned",
-        || async { view.key("shard-a.1").is_some() },
+    let delay = eventually(
+        Duration::from_secs(30),
+        "B learns the outage's revocation",
+        || async { validate_on(&b, &caller.id, &subject.id).await == 404 },
     )
     .await;
+    println!("revocation delivered {delay:?} after NATS returned");
 }

@@ -13,6 +13,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use keyfed_shared::error::ApiError;
+use keyfed_shared::federation::GlobalEntity;
 use keyfed_shared::ids::{EndpointId, RegionId, ServiceId, MAX_ID_LEN};
 use keyfed_shared::model::{Endpoint, Interface, Region, Service};
 use serde_json::{Map, Value};
@@ -112,8 +113,9 @@ async fn create_region(
         parent_region_id: parent_region(obj)?,
     };
     check_no_cycle(&state, &region)?;
-    state.store.create_region(&region).await?;
-    state.reload_global().await?;
+    state
+        .create_global(GlobalEntity::Region(region.clone()))
+        .await?;
     Ok(entity(
         StatusCode::CREATED,
         "region",
@@ -151,10 +153,12 @@ async fn update_region(
         region.parent_region_id = parent_region(obj)?;
     }
     check_no_cycle(&state, &region)?;
-    if !state.store.update_region(&region).await? {
+    if !state
+        .update_global(GlobalEntity::Region(region.clone()))
+        .await?
+    {
         return Err(ApiError::not_found("region", &id).into());
     }
-    state.reload_global().await?;
     Ok(entity(
         StatusCode::OK,
         "region",
@@ -168,14 +172,10 @@ async fn delete_region(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     caller.require_admin()?;
-    if !state
-        .store
-        .delete_region(&RegionId::new(id.as_str()))
-        .await?
-    {
+    let entity = find_region(&state, &id)?;
+    if !state.delete_global(GlobalEntity::Region(entity)).await? {
         return Err(ApiError::not_found("region", &id).into());
     }
-    state.reload_global().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -237,8 +237,9 @@ async fn create_service(
         enabled: opt_bool(obj, "enabled")?.unwrap_or(true),
         extra: extras(obj, SERVICE_KNOWN),
     };
-    state.store.create_service(&service).await?;
-    state.reload_global().await?;
+    state
+        .create_global(GlobalEntity::Service(service.clone()))
+        .await?;
     Ok(entity(
         StatusCode::CREATED,
         "service",
@@ -277,10 +278,12 @@ async fn update_service(
         service.enabled = e;
     }
     service.extra.extend(extras(obj, SERVICE_KNOWN));
-    if !state.store.update_service(&service).await? {
+    if !state
+        .update_global(GlobalEntity::Service(service.clone()))
+        .await?
+    {
         return Err(ApiError::not_found("service", &id).into());
     }
-    state.reload_global().await?;
     Ok(entity(
         StatusCode::OK,
         "service",
@@ -294,14 +297,10 @@ async fn delete_service(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     caller.require_admin()?;
-    if !state
-        .store
-        .delete_service(&ServiceId::new(id.as_str()))
-        .await?
-    {
+    let entity = find_service(&state, &id)?;
+    if !state.delete_global(GlobalEntity::Service(entity)).await? {
         return Err(ApiError::not_found("service", &id).into());
     }
-    state.reload_global().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -402,8 +401,9 @@ async fn create_endpoint(
         url,
         enabled: opt_bool(obj, "enabled")?.unwrap_or(true),
     };
-    state.store.create_endpoint(&endpoint).await?;
-    state.reload_global().await?;
+    state
+        .create_global(GlobalEntity::Endpoint(endpoint.clone()))
+        .await?;
     Ok(entity(
         StatusCode::CREATED,
         "endpoint",
@@ -450,10 +450,12 @@ async fn update_endpoint(
     if let Some(e) = opt_bool(obj, "enabled")? {
         endpoint.enabled = e;
     }
-    if !state.store.update_endpoint(&endpoint).await? {
+    if !state
+        .update_global(GlobalEntity::Endpoint(endpoint.clone()))
+        .await?
+    {
         return Err(ApiError::not_found("endpoint", &id).into());
     }
-    state.reload_global().await?;
     Ok(entity(
         StatusCode::OK,
         "endpoint",
@@ -467,13 +469,9 @@ async fn delete_endpoint(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     caller.require_admin()?;
-    if !state
-        .store
-        .delete_endpoint(&EndpointId::new(id.as_str()))
-        .await?
-    {
+    let entity = find_endpoint(&state, &id)?;
+    if !state.delete_global(GlobalEntity::Endpoint(entity)).await? {
         return Err(ApiError::not_found("endpoint", &id).into());
     }
-    state.reload_global().await?;
     Ok(StatusCode::NO_CONTENT)
 }

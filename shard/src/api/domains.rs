@@ -14,6 +14,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use keyfed_shared::error::ApiError;
+use keyfed_shared::federation::GlobalEntity;
 use keyfed_shared::ids::{DomainId, MAX_ID_LEN};
 use keyfed_shared::model::Domain;
 use keyfed_shared::revocation::RevocationSubject;
@@ -79,8 +80,9 @@ async fn create(
         description: opt_str(obj, "description", 65_535)?.unwrap_or_default(),
         enabled: opt_bool(obj, "enabled")?.unwrap_or(true),
     };
-    state.store.create_domain(&domain).await?;
-    state.reload_global().await?;
+    state
+        .create_global(GlobalEntity::Domain(domain.clone()))
+        .await?;
     tracing::info!(domain = %domain.id, "domain created");
     Ok(entity(
         StatusCode::CREATED,
@@ -122,7 +124,10 @@ async fn update(
     if let Some(e) = opt_bool(obj, "enabled")? {
         domain.enabled = e;
     }
-    if !state.store.update_domain(&domain).await? {
+    if !state
+        .update_global(GlobalEntity::Domain(domain.clone()))
+        .await?
+    {
         return Err(ApiError::not_found("domain", &id).into());
     }
     if was_enabled && !domain.enabled {
@@ -148,10 +153,9 @@ async fn remove(
         )
         .into());
     }
-    if !state.store.delete_domain(&domain.id).await? {
+    if !state.delete_global(GlobalEntity::Domain(domain)).await? {
         return Err(ApiError::not_found("domain", &id).into());
     }
-    state.reload_global().await?;
     tracing::info!(domain = %id, "domain deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use keyfed_shared::error::ApiError;
+use keyfed_shared::federation::GlobalEntity;
 use keyfed_shared::ids::{DomainId, RoleId, MAX_ID_LEN};
 use keyfed_shared::model::{ImpliedRole, Role};
 use serde_json::{json, Value};
@@ -82,8 +83,9 @@ async fn create(
         domain_id: opt_str(obj, "domain_id", MAX_ID_LEN)?.map(DomainId::new),
         description: opt_str(obj, "description", 65_535)?,
     };
-    state.store.create_role(&role).await?;
-    state.reload_global().await?;
+    state
+        .create_global(GlobalEntity::Role(role.clone()))
+        .await?;
     tracing::info!(role = %role.id, "role created");
     Ok(entity(StatusCode::CREATED, "role", render(&state, &role)))
 }
@@ -114,10 +116,12 @@ async fn update(
     if let Some(d) = opt_str(obj, "description", 65_535)? {
         role.description = Some(d);
     }
-    if !state.store.update_role(&role).await? {
+    if !state
+        .update_global(GlobalEntity::Role(role.clone()))
+        .await?
+    {
         return Err(ApiError::not_found("role", &id).into());
     }
-    state.reload_global().await?;
     Ok(entity(StatusCode::OK, "role", render(&state, &role)))
 }
 
@@ -127,10 +131,10 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     caller.require_admin()?;
-    if !state.store.delete_role(&RoleId::new(id.as_str())).await? {
+    let role = known_role(&state, &id)?;
+    if !state.delete_global(GlobalEntity::Role(role)).await? {
         return Err(ApiError::not_found("role", &id).into());
     }
-    state.reload_global().await?;
     tracing::info!(role = %id, "role deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -201,8 +205,14 @@ async fn add_implied(
         prior: prior.id.clone(),
         implied: implied.id.clone(),
     };
-    state.store.add_implied_role(&rule).await?;
-    state.reload_global().await?;
+    let exists = state
+        .global()
+        .implied
+        .get(&rule.prior)
+        .is_some_and(|v| v.contains(&rule.implied));
+    if !exists {
+        state.create_global(GlobalEntity::Implied(rule)).await?;
+    }
     Ok((
         StatusCode::CREATED,
         Json(inference(&state, &prior, role_ref(&state, &implied))),
@@ -221,10 +231,10 @@ async fn remove_implied(
         prior: prior.id,
         implied: implied.id,
     };
-    if !state.store.remove_implied_role(&rule).await? {
-        return Err(ApiError::not_found("implied role", rule.implied.as_str()).into());
+    let implied_id = rule.implied.clone();
+    if !state.delete_global(GlobalEntity::Implied(rule)).await? {
+        return Err(ApiError::not_found("implied role", implied_id.as_str()).into());
     }
-    state.reload_global().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

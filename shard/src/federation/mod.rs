@@ -3,10 +3,16 @@
 //! every registered member, follows the federation's revocation stream, and
 //! publishes its own revocation events to it.
 //!
+//! Global data (domains, roles, catalog) lives in the directory: the shard
+//! mirrors it into its store ([`mirror`]) and writes it there (`writes`).
+//!
 //! Nothing here blocks the shard on NATS: registration and publishing retry
 //! in the background with back-off, and at every start the shard republishes
 //! the unexpired revocation events it stored, so an event stored just before
 //! a crash or during a NATS outage still reaches every validator.
+
+pub mod mirror;
+mod writes;
 
 use crate::config::FederationConfig;
 use crate::ShardError;

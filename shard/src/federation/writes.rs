@@ -1,0 +1,269 @@
+//! Writes to global data. A standalone shard writes to its store; a
+//! federated shard writes to the directory — the global bucket, with names
+//! reserved in the names index so they stay unique across the federation —
+//! then waits until its own mirror has applied the write, so a client reads
+//! its own writes. Cascades the store performs locally (a service's
+//! endpoints, a role's implications) are written to the directory too, so
+//! every member sees them.
+
+use crate::error::{Error, Result};
+use crate::state::Shard;
+use crate::store::StoreError;
+use bytes::Bytes;
+use keyfed_directory::{Bucket, DirectoryError};
+use keyfed_shared::error::ApiError;
+use keyfed_shared::federation::{name_key, GlobalEntity};
+use std::time::Duration;
+
+/// How long a writer waits for its write to reach the local mirror.
+const MIRROR_WAIT: Duration = Duration::from_secs(5);
+
+fn directory_error(e: DirectoryError) -> Error {
+    match e {
+        DirectoryError::AlreadyExists => ApiError::conflict(
+            "Conflict occurred attempting to store the entity: it already exists.",
+        )
+        .into(),
+        DirectoryError::WrongRevision => {
+            ApiError::conflict("The entity changed concurrently; retry the request.").into()
+        }
+        DirectoryError::NotFound => ApiError::new(
+            keyfed_shared::error::ErrorKind::NotFound,
+            "The entity no longer exists.",
+        )
+        .into(),
+        DirectoryError::Invalid(m) => ApiError::validation(format!("Invalid request: {m}")).into(),
+        DirectoryError::Unavailable(m) => {
+            tracing::warn!(error = %m, "directory unavailable for a global write");
+            ApiError::unavailable(
+                "The federation directory is temporarily unavailable; retry later.",
+            )
+            .into()
+        }
+    }
+}
+
+/// The names-index key an entity's name is reserved under, if any.
+fn reserved_name(e: &GlobalEntity) -> Option<String> {
+    match e {
+        GlobalEntity::Domain(d) => Some(name_key::domain(&d.name)),
+        GlobalEntity::Role(r) if r.domain_id.is_none() => Some(name_key::role(&r.name)),
+        _ => None,
+    }
+}
+
+fn id_of(e: &GlobalEntity) -> String {
+    match e {
+        GlobalEntity::Domain(d) => d.id.to_string(),
+        GlobalEntity::Role(r) => r.id.to_string(),
+        GlobalEntity::Implied(i) => format!("{}/{}", i.prior, i.implied),
+        GlobalEntity::Region(r) => r.id.to_string(),
+        GlobalEntity::Service(s) => s.id.to_string(),
+        GlobalEntity::Endpoint(e) => e.id.to_string(),
+    }
+}
+
+async fn store_create(shard: &Shard, e: &GlobalEntity) -> Result<(), StoreError> {
+    let s = &shard.store;
+    match e {
+        GlobalEntity::Domain(x) => s.create_domain(x).await,
+        GlobalEntity::Role(x) => s.create_role(x).await,
+        GlobalEntity::Implied(x) => s.add_implied_role(x).await.map(drop),
+        GlobalEntity::Region(x) => s.create_region(x).await,
+        GlobalEntity::Service(x) => s.create_service(x).await,
+        GlobalEntity::Endpoint(x) => s.create_endpoint(x).await,
+    }
+}
+
+async fn store_update(shard: &Shard, e: &GlobalEntity) -> Result<bool, StoreError> {
+    let s = &shard.store;
+    match e {
+        GlobalEntity::Domain(x) => s.update_domain(x).await,
+        GlobalEntity::Role(x) => s.update_role(x).await,
+        GlobalEntity::Implied(x) => s.add_implied_role(x).await.map(|_| true),
+        GlobalEntity::Region(x) => s.update_region(x).await,
+        GlobalEntity::Service(x) => s.update_service(x).await,
+        GlobalEntity::Endpoint(x) => s.update_endpoint(x).await,
+    }
+}
+
+async fn store_delete(shard: &Shard, e: &GlobalEntity) -> Result<bool, StoreError> {
+    let s = &shard.store;
+    match e {
+        GlobalEntity::Domain(x) => s.delete_domain(&x.id).await,
+        GlobalEntity::Role(x) => s.delete_role(&x.id).await,
+        GlobalEntity::Implied(x) => s.remove_implied_role(x).await,
+        GlobalEntity::Region(x) => s.delete_region(&x.id).await,
+        GlobalEntity::Service(x) => s.delete_service(&x.id).await,
+        GlobalEntity::Endpoint(x) => s.delete_endpoint(&x.id).await,
+    }
+}
+
+impl Shard {
+    async fn wait_mirrored(&self, revision: u64) -> Result<()> {
+        if self.mirror.wait_for(revision, MIRROR_WAIT).await {
+            Ok(())
+        } else {
+            Err(ApiError::unavailable(
+                "The change was accepted but is not visible on this shard yet; retry the read.",
+            )
+            .into())
+        }
+    }
+
+    /// Creates a global entity (409 if its id or name is taken).
+    pub async fn create_global(&self, entity: GlobalEntity) -> Result<()> {
+        let Some(f) = &self.federation else {
+            store_create(self, &entity).await?;
+            return self.reload_global().await;
+        };
+        let names = f.directory.kv(Bucket::Names);
+        let name = reserved_name(&entity);
+        if let Some(k) = &name {
+            names
+                .create(k, Bytes::from(id_of(&entity)))
+                .await
+                .map_err(|e| match e {
+                    DirectoryError::AlreadyExists => Error::Api(ApiError::conflict(
+                        "Conflict occurred attempting to store the entity: the name is taken.",
+                    )),
+                    other => directory_error(other),
+                })?;
+        }
+        let created = f
+            .directory
+            .kv(Bucket::Global)
+            .create(&entity.key(), Bytes::from(entity.to_bytes()))
+            .await;
+        match created {
+            Ok(revision) => self.wait_mirrored(revision).await,
+            Err(e) => {
+                if let Some(k) = &name {
+                    if let Err(release) = names.delete(k, None).await {
+                        tracing::error!(error = %release, key = %k, "releasing a name reservation failed");
+                    }
+                }
+                Err(directory_error(e))
+            }
+        }
+    }
+
+    /// Replaces a global entity; `Ok(false)` if it does not exist. A renamed
+    /// domain or role reserves its new name and releases the old one.
+    pub async fn update_global(&self, entity: GlobalEntity) -> Result<bool> {
+        let Some(f) = &self.federation else {
+            let found = store_update(self, &entity).await?;
+            self.reload_global().await?;
+            return Ok(found);
+        };
+        let global = f.directory.kv(Bucket::Global);
+        let key = entity.key();
+        let Some(current) = global.get(&key).await.map_err(directory_error)? else {
+            return Ok(false);
+        };
+        let old = GlobalEntity::decode(&key, &current.value)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let (old_name, new_name) = (reserved_name(&old), reserved_name(&entity));
+        let names = f.directory.kv(Bucket::Names);
+        let renamed = old_name != new_name;
+        if renamed {
+            if let Some(k) = &new_name {
+                names
+                    .create(k, Bytes::from(id_of(&entity)))
+                    .await
+                    .map_err(|e| match e {
+                        DirectoryError::AlreadyExists => Error::Api(ApiError::conflict(
+                            "Conflict occurred attempting to store the entity: the name is taken.",
+                        )),
+                        other => directory_error(other),
+                    })?;
+            }
+        }
+        match global
+            .update(&key, Bytes::from(entity.to_bytes()), current.revision)
+            .await
+        {
+            Ok(revision) => {
+                if renamed {
+                    if let Some(k) = &old_name {
+                        let _ = names.delete(k, None).await;
+                    }
+                }
+                self.wait_mirrored(revision).await?;
+                Ok(true)
+            }
+            Err(e) => {
+                if renamed {
+                    if let Some(k) = &new_name {
+                        let _ = names.delete(k, None).await;
+                    }
+                }
+                Err(directory_error(e))
+            }
+        }
+    }
+
+    /// Deletes a global entity and what depends on it in the directory (a
+    /// service's endpoints, a role's implications); `Ok(false)` if absent.
+    /// A region still used by endpoints or child regions is refused.
+    pub async fn delete_global(&self, entity: GlobalEntity) -> Result<bool> {
+        let Some(f) = &self.federation else {
+            let found = store_delete(self, &entity).await?;
+            self.reload_global().await?;
+            return Ok(found);
+        };
+        let snapshot = self.global();
+        let mut dependents = Vec::new();
+        match &entity {
+            GlobalEntity::Service(s) => dependents.extend(
+                snapshot
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.service_id == s.id)
+                    .map(|e| GlobalEntity::Endpoint(e.clone()).key()),
+            ),
+            GlobalEntity::Role(r) => {
+                for (prior, implied) in &snapshot.implied {
+                    for i in implied {
+                        if *prior == r.id || *i == r.id {
+                            dependents.push(format!("implied/{prior}/{i}"));
+                        }
+                    }
+                }
+            }
+            GlobalEntity::Region(r) => {
+                let used = snapshot
+                    .endpoints
+                    .iter()
+                    .any(|e| e.region_id.as_ref() == Some(&r.id))
+                    || snapshot
+                        .regions
+                        .iter()
+                        .any(|x| x.parent_region_id.as_ref() == Some(&r.id));
+                if used {
+                    return Err(StoreError::InUse(format!("region {}", r.id)).into());
+                }
+            }
+            _ => {}
+        }
+        let global = f.directory.kv(Bucket::Global);
+        for key in dependents {
+            global.delete(&key, None).await.map_err(directory_error)?;
+        }
+        let key = entity.key();
+        let Some(current) = global.get(&key).await.map_err(directory_error)? else {
+            return Ok(false);
+        };
+        let revision = global
+            .delete(&key, Some(current.revision))
+            .await
+            .map_err(directory_error)?;
+        if let Ok(old) = GlobalEntity::decode(&key, &current.value) {
+            if let Some(k) = reserved_name(&old) {
+                let _ = f.directory.kv(Bucket::Names).delete(&k, None).await;
+            }
+        }
+        self.wait_mirrored(revision).await?;
+        Ok(true)
+    }
+}
