@@ -25,6 +25,8 @@ pub const AUTH_HEADER: &str = "x-auth-token";
 #[derive(Debug)]
 pub struct Caller {
     pub claims: Claims,
+    /// The caller's token, to act on its behalf towards other members.
+    pub token: String,
     admin: bool,
     reader: bool,
     service: bool,
@@ -47,6 +49,7 @@ impl FromRequestParts<AppState> for Caller {
         let service = global.has_role_named(&roles, "service");
         Ok(Caller {
             claims,
+            token: token.to_owned(),
             admin,
             reader,
             service,

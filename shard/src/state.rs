@@ -37,6 +37,8 @@ pub struct Shard {
     pub federation: Option<Arc<Federated>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Client for calls to other members (user stubs).
+    pub http: reqwest::Client,
     /// How far the global-data mirror has got (federated shards).
     pub mirror: MirrorProgress,
     mirror_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -91,6 +93,10 @@ impl Shard {
             revocations: RwLock::new(RevocationIndex::from_events(events)),
             federation,
             metrics: Metrics::new(),
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .map_err(|e| crate::error::Error::Internal(format!("http client: {e}")))?,
             mirror: MirrorProgress::default(),
             mirror_task: std::sync::Mutex::new(None),
         });

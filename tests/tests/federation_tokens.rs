@@ -248,3 +248,104 @@ async fn nats_down_members_keep_serving_and_resync() {
     .await;
     println!("revocation delivered {delay:?} after NATS returned");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_create_only_what_they_own_and_stub_users_for_grants() {
+    let nats = NatsServer::start().unwrap();
+    let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let config = nats_config(&nats.url(), &namespace);
+    let a = federated_shard("shard-a", &config).await;
+    let b = federated_shard("shard-b", &config).await;
+    let dir: Arc<dyn Directory> = Arc::new(NatsDirectory::connect(&config).await.unwrap());
+    let view = FederationView::start(dir).await.unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "both members in the ring",
+        || async { view.ring().is_some_and(|r| r.shards().len() == 2) },
+    )
+    .await;
+    let admin = a.admin_token().await.unwrap();
+    let b_id = keyfed_shared::ids::ShardId::new("shard-b");
+    let owned_by_b = (0..1000)
+        .map(|_| keyfed_shared::ids::ProjectId::generate())
+        .find(|p| view.owner_of_project(p).as_ref() == Some(&b_id))
+        .unwrap();
+    let create = |shard: &TestShard| {
+        shard
+            .http()
+            .post(format!("{}/v3/projects", shard.url))
+            .header("x-auth-token", &admin.id)
+            .json(&serde_json::json!({"project": {"id": owned_by_b.as_str(), "name": "on-b"}}))
+            .send()
+    };
+    // B's shard may wait a moment until its own view has both members.
+    eventually(Duration::from_secs(10), "B accepts its project", || async {
+        create(&b).await.unwrap().status().as_u16() == 201
+    })
+    .await;
+    // A refuses to create a project the federation places on B.
+    let refused = create(&a).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 409);
+
+    // Granting A's admin a role on B's project creates a stub of the user on B.
+    let member = b
+        .http()
+        .get(format!("{}/v3/roles?name=member", b.url))
+        .header("x-auth-token", &admin.id)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["roles"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let grant = b
+        .http()
+        .put(format!(
+            "{}/v3/projects/{}/users/{}/roles/{member}",
+            b.url, owned_by_b, admin.user_id
+        ))
+        .header("x-auth-token", &admin.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(grant.status().as_u16(), 204);
+
+    // One login at A, rescoped at B to B's project.
+    let unscoped = a
+        .http()
+        .post(format!("{}/v3/auth/tokens", a.url))
+        .json(&serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": a.admin_password}}}, "scope": "unscoped"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unscoped.status().as_u16(), 201);
+    let unscoped = unscoped.headers()["x-subject-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let rescoped = b
+        .http()
+        .post(format!("{}/v3/auth/tokens", b.url))
+        .json(&serde_json::json!({"auth": {"identity": {"methods": ["token"], "token": {"id": unscoped}},
+            "scope": {"project": {"id": owned_by_b.as_str()}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rescoped.status().as_u16(), 201);
+    let body: Value = rescoped.json().await.unwrap();
+    assert_eq!(body["token"]["project"]["name"], "on-b");
+    let roles: Vec<&str> = body["token"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"member") && roles.contains(&"reader"),
+        "{body}"
+    );
+}

@@ -132,6 +132,9 @@ async fn grant(
     role: String,
 ) -> Result<StatusCode> {
     caller.require_admin()?;
+    state
+        .local_or_stub_user(&UserId::new(user.as_str()), &caller.token)
+        .await?;
     let a = assignment(&state, target, &user, &role).await?;
     state.store.grant(&a).await?;
     tracing::info!(user = %a.user_id, role = %a.role_id, "role granted");

@@ -86,6 +86,24 @@ async fn list(
     Ok(collection(&state, "projects", "projects", items))
 }
 
+/// The id a gateway chose for a new entity: honoured only on a federated
+/// shard, where the gateway places entities (standalone shards pick ids).
+pub(super) fn placed_id(
+    state: &AppState,
+    obj: &Map<String, Value>,
+) -> Result<Option<String>, ApiError> {
+    if state.federation.is_none() {
+        return Ok(None);
+    }
+    match opt_str(obj, "id", MAX_ID_LEN)? {
+        Some(id) if id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()) => Ok(Some(id)),
+        Some(_) => Err(ApiError::validation(
+            "Invalid input for field 'id': expected 32 hexadecimal characters.",
+        )),
+        None => Ok(None),
+    }
+}
+
 /// The domain a new entity lands in when the body names none: the caller's
 /// scope domain, else its own domain.
 pub(super) fn default_domain(caller: &Caller) -> DomainId {
@@ -124,8 +142,10 @@ async fn create(
     if !state.global().domains.contains_key(&domain_id) {
         return Err(ApiError::not_found("domain", domain_id.as_str()).into());
     }
+    let id = placed_id(&state, obj)?.map_or_else(ProjectId::generate, ProjectId::new);
+    state.check_project_owner(&id)?;
     let project = Project {
-        id: ProjectId::generate(),
+        id,
         name: name(obj)?,
         domain_id,
         description: opt_str(obj, "description", 65_535)?.unwrap_or_default(),

@@ -4,7 +4,7 @@ use super::assignments::user_projects;
 use super::body::{
     check_id, extras, name, opt_bool, opt_name, opt_str, section, JsonBody, QueryMap,
 };
-use super::projects::{default_domain, list_filter};
+use super::projects::{default_domain, list_filter, placed_id};
 use super::{collection, entity, to_json, with_links};
 use crate::error::Result;
 use crate::policy::Caller;
@@ -103,8 +103,10 @@ async fn create(
     if !state.global().domains.contains_key(&domain_id) {
         return Err(ApiError::not_found("domain", domain_id.as_str()).into());
     }
+    let id = placed_id(&state, obj)?.map_or_else(UserId::generate, UserId::new);
+    state.check_user_home(&id)?;
     let user = User {
-        id: UserId::generate(),
+        id,
         name: name(obj)?,
         domain_id,
         enabled: opt_bool(obj, "enabled")?.unwrap_or(true),

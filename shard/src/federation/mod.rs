@@ -12,6 +12,7 @@
 //! a crash or during a NATS outage still reaches every validator.
 
 pub mod mirror;
+mod placement;
 mod writes;
 
 use crate::config::FederationConfig;
