@@ -21,6 +21,7 @@ use futures::FutureExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use keyfed_directory::Directory;
 use keyfed_shared::error::{ApiError, ErrorKind};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -44,9 +45,18 @@ pub async fn open_store(config: &ShardConfig) -> Result<Arc<dyn Store>, ShardErr
 
 /// Builds the state (and bootstraps when configured) without serving.
 pub async fn build(config: ShardConfig) -> Result<AppState, ShardError> {
+    build_with_directory(config, None).await
+}
+
+/// [`build`], with the federation directory given instead of opened from
+/// the config (one process running several components shares one).
+pub async fn build_with_directory(
+    config: ShardConfig,
+    directory: Option<Arc<dyn Directory>>,
+) -> Result<AppState, ShardError> {
     config.validate()?;
     let store = open_store(&config).await?;
-    let state = Shard::new(config, store).await?;
+    let state = Shard::new(config, store, directory).await?;
     if let Some(b) = state.config.bootstrap.clone() {
         crate::bootstrap::run(&state, &b).await?;
     }
@@ -121,7 +131,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ShardError> {
-    let state = build(config).await?;
+    run_with_directory(config, None, listener, shutdown).await
+}
+
+/// [`run`] with a directory shared with other components of the process.
+pub async fn run_with_directory(
+    config: ShardConfig,
+    directory: Option<Arc<dyn Directory>>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ShardError> {
+    let state = build_with_directory(config, directory).await?;
     spawn_pruner(state.clone());
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let max_buf = (state.config.server.max_header_bytes * 4).max(64 * 1024);

@@ -60,7 +60,11 @@ impl Drop for Shard {
 impl Shard {
     /// Builds the state: signing key, hasher, global data and revocations
     /// loaded from the store.
-    pub async fn new(config: ShardConfig, store: Arc<dyn Store>) -> Result<AppState> {
+    pub async fn new(
+        config: ShardConfig,
+        store: Arc<dyn Store>,
+        directory: Option<Arc<dyn keyfed_directory::Directory>>,
+    ) -> Result<AppState> {
         let key = keys::load_or_create(&config.tokens.signing_key_file)?;
         let signer = Signer::new(format!("{}.1", config.shard.id), key);
         let keys = HashMap::from([(signer.kid().to_owned(), signer.verifying_key())]);
@@ -72,6 +76,7 @@ impl Shard {
             Some(f) => Some(
                 Federated::join(
                     f,
+                    directory,
                     &config.shard.id,
                     signer.kid(),
                     &signer.verifying_key(),

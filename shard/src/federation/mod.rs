@@ -85,16 +85,21 @@ where
 }
 
 impl Federated {
-    /// Opens the directory, registers the member record, starts following
-    /// the federation, and queues `unpublished` revocation events.
+    /// Opens the directory (or uses `directory`, shared with other
+    /// components of the same process), registers the member record, starts
+    /// following the federation, and queues `unpublished` revocation events.
     pub async fn join(
         config: &FederationConfig,
+        directory: Option<Arc<dyn Directory>>,
         shard_id: &str,
         kid: &str,
         key: &VerifyingKey,
         unpublished: Vec<RevocationEvent>,
     ) -> Result<Arc<Self>, ShardError> {
-        let directory = open(config).await?;
+        let directory = match directory {
+            Some(d) => d,
+            None => open(config).await?,
+        };
         let member = Member {
             id: ShardId::new(shard_id),
             url: config.advertise_url.trim_end_matches('/').to_owned(),
