@@ -1,13 +1,19 @@
-//! `keyfed dev`: a shard on the embedded store, bootstrapped, with the
-//! admin's credentials printed as `export OS_...` lines. The admin password
-//! is generated on first start and kept in the data directory, so data and
+//! `keyfed dev`: a whole federation in one process on embedded storage — a
+//! gateway at `--listen` in front of `--shards` shards on loopback ports,
+//! sharing one embedded directory — bootstrapped, with the admin's
+//! credentials printed as `export OS_...` lines. The admin password is
+//! generated on first start and kept in the data directory, so data and
 //! credentials survive restarts.
 
 use anyhow::Context;
-use keyfed_shard::config::{BootstrapConfig, ShardConfig, StorageKind};
+use keyfed_directory::{Directory, EmbeddedConfig, EmbeddedDirectory};
+use keyfed_gateway::config::GatewayConfig;
+use keyfed_shard::config::{BootstrapConfig, FederationConfig, ShardConfig, StorageKind};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch;
 
 fn admin_password(data: &Path) -> anyhow::Result<String> {
     let path = data.join("admin-password");
@@ -32,33 +38,87 @@ fn admin_password(data: &Path) -> anyhow::Result<String> {
     }
 }
 
+fn shard_config(
+    i: usize,
+    addr: SocketAddr,
+    data: &Path,
+    directory: &EmbeddedConfig,
+    gateway_url: &str,
+    password: &str,
+) -> ShardConfig {
+    let url = format!("http://{addr}");
+    let mut config = ShardConfig::default();
+    config.shard.id = format!("shard-{i}");
+    config.server.listen = addr;
+    config.server.public_url = Some(url.clone());
+    config.storage.kind = StorageKind::Embedded;
+    config.storage.path = data.join(format!("shard-{i}"));
+    config.tokens.signing_key_file = data.join(format!("shard-{i}-signing-key.pem"));
+    let identity = Some(format!("{gateway_url}/v3/"));
+    config.bootstrap = Some(BootstrapConfig {
+        admin_password: Some(password.to_owned()),
+        public_url: identity.clone(),
+        internal_url: identity.clone(),
+        admin_url: identity,
+        ..BootstrapConfig::default()
+    });
+    config.federation = Some(FederationConfig {
+        advertise_url: url,
+        weight: 1,
+        nats: None,
+        embedded: Some(directory.clone()),
+    });
+    config
+}
+
 /// Runs the development federation until `shutdown`.
 pub async fn run(
     listen: SocketAddr,
     data: PathBuf,
+    shards: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!((1..=16).contains(&shards), "--shards must be between 1 and 16");
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     let password = admin_password(&data)?;
-    let url = format!("http://{listen}");
-    let mut config = ShardConfig::default();
-    config.server.listen = listen;
-    config.server.public_url = Some(url.clone());
-    config.storage.kind = StorageKind::Embedded;
-    config.storage.path = data.join("shard-1");
-    config.tokens.signing_key_file = data.join("shard-1-signing-key.pem");
-    config.bootstrap = Some(BootstrapConfig {
-        admin_password: Some(password.clone()),
-        ..BootstrapConfig::default()
-    });
-    let listener = tokio::net::TcpListener::bind(listen)
+    let gateway_url = format!("http://{listen}");
+    let gateway_listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
+    let dir_config = EmbeddedConfig::new(data.join("directory"));
+    let directory: Arc<dyn Directory> =
+        Arc::new(EmbeddedDirectory::open(&dir_config).context("opening the embedded directory")?);
+
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    // One after the other: the first shard bootstraps the admin.
+    for i in 1..=shards {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let config = shard_config(i, addr, &data, &dir_config, &gateway_url, &password);
+        let state = keyfed_shard::server::build_with_directory(config, Some(directory.clone()))
+            .await
+            .with_context(|| format!("starting shard-{i}"))?;
+        let mut stopped = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let until = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = keyfed_shard::server::serve_state(state, listener, until).await {
+                tracing::error!(error = %e, "shard stopped");
+            }
+        }));
+        tracing::info!(shard = i, %addr, "shard serving");
+    }
+
+    let mut gateway = GatewayConfig::default();
+    gateway.server.listen = listen;
+    gateway.server.public_url = Some(gateway_url.clone());
     println!(
-        "# keyfed dev: Keystone v3 at {url}/v3 (data in {})",
+        "# keyfed dev: Keystone v3 at {gateway_url}/v3 — a gateway over {shards} shard(s); data in {}",
         data.display()
     );
-    println!("export OS_AUTH_URL={url}/v3");
+    println!("export OS_AUTH_URL={gateway_url}/v3");
     println!("export OS_IDENTITY_API_VERSION=3");
     println!("export OS_USERNAME=admin");
     println!("export OS_PASSWORD={password}");
@@ -67,6 +127,12 @@ pub async fn run(
     println!("export OS_PROJECT_DOMAIN_NAME=Default");
     println!("export OS_REGION_NAME=RegionOne");
     std::io::stdout().flush()?;
-    keyfed_shard::run(config, listener, shutdown).await?;
-    Ok(())
+    let outcome =
+        keyfed_gateway::server::run_with_directory(gateway, directory, gateway_listener, shutdown)
+            .await;
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    outcome.map_err(Into::into)
 }

@@ -27,6 +27,12 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run a gateway: one Keystone v3 endpoint in front of the federation.
+    Gateway {
+        /// The gateway's TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Create the default domain, roles, admin user and project, and the
     /// identity endpoints (idempotent), then exit.
     Bootstrap {
@@ -34,8 +40,12 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Run a complete keyfed on embedded storage for trying it out.
+    /// Run a whole federation (a gateway over N shards) in one process on
+    /// embedded storage, for trying keyfed out.
     Dev {
+        /// Number of shards behind the gateway.
+        #[arg(long, default_value_t = 3)]
+        shards: usize,
         /// Address to serve the Keystone API on.
         #[arg(long, default_value = "127.0.0.1:5000")]
         listen: std::net::SocketAddr,
@@ -104,9 +114,24 @@ async fn main() -> anyhow::Result<()> {
             drop(state);
             println!("bootstrap complete");
         }
-        Command::Dev { listen, data } => {
+        Command::Gateway { config } => {
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let config = keyfed_gateway::config::GatewayConfig::from_toml(&text)?;
             init_logging("text", "info");
-            dev::run(listen, data, shutdown_signal()).await?;
+            let listener = tokio::net::TcpListener::bind(config.server.listen)
+                .await
+                .with_context(|| format!("binding {}", config.server.listen))?;
+            tracing::info!(addr = %config.server.listen, "gateway listening");
+            keyfed_gateway::server::run(config, listener, shutdown_signal()).await?;
+        }
+        Command::Dev {
+            listen,
+            data,
+            shards,
+        } => {
+            init_logging("text", "info");
+            dev::run(listen, data, shards, shutdown_signal()).await?;
         }
     }
     Ok(())

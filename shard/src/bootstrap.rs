@@ -249,7 +249,8 @@ async fn global_federated(shard: &Shard, config: &BootstrapConfig) -> Result<Rol
     .await?;
     let service = identity_service(ServiceId::new(fixed_id("identity-service")));
     create_if_absent(shard, GlobalEntity::Service(service.clone())).await?;
-    for (interface, url) in endpoint_urls(shard, config) {
+    let explicit = [&config.public_url, &config.internal_url, &config.admin_url];
+    for ((interface, url), explicit) in endpoint_urls(shard, config).into_iter().zip(explicit) {
         let endpoint = Endpoint {
             id: EndpointId::new(fixed_id(&format!(
                 "identity-endpoint/{}",
@@ -261,7 +262,13 @@ async fn global_federated(shard: &Shard, config: &BootstrapConfig) -> Result<Rol
             url,
             enabled: true,
         };
-        create_if_absent(shard, GlobalEntity::Endpoint(endpoint)).await?;
+        // A URL set in the config is authoritative (e.g. the gateway's
+        // address); a default one only fills an empty catalog.
+        let entity = GlobalEntity::Endpoint(endpoint);
+        if explicit.is_some() && shard.update_global(entity.clone()).await? {
+            continue;
+        }
+        create_if_absent(shard, entity).await?;
     }
     // Entries made by another member reach this store through the mirror.
     let deadline = Instant::now() + Duration::from_secs(10);

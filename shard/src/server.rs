@@ -142,6 +142,16 @@ pub async fn run_with_directory(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ShardError> {
     let state = build_with_directory(config, directory).await?;
+    serve_state(state, listener, shutdown).await
+}
+
+/// Serves a built shard until `shutdown`, pruning expired revocation
+/// events in the background.
+pub async fn serve_state(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ShardError> {
     spawn_pruner(state.clone());
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let max_buf = (state.config.server.max_header_bytes * 4).max(64 * 1024);
