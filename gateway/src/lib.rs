@@ -1,10 +1,42 @@
 //! The keyfed gateway: stateless replicas behind one public Keystone v3
-//! endpoint that route each request to the shard owning its tenant, merge a
-//! user's memberships across shards into one token, and validate tokens
-//! offline.
+//! endpoint, in front of N federated shards. A gateway follows the
+//! federation directory (members, ring, pins, global data, revocations),
+//! validates tokens offline, routes each request to the shard owning its
+//! tenant, places new projects and users, and merges listings across shards.
 //!
-//! Not built yet. What it will assemble exists: the federation view and the
-//! offline validator (`keyfed-federation`), the directory
-//! (`keyfed-directory`), the placement ring and the token format
-//! (`keyfed-shared`). Dependency direction: `gateway → {federation, shared}`,
-//! never `gateway ↔ shard`.
+//! Layout: [`config`] the TOML configuration; [`server`] `run` /
+//! `run_with_directory`, the edge middleware and the serve loop; [`state`]
+//! the shared [`Gateway`] state; [`local`] what the gateway answers alone
+//! (version discovery, health, readiness, metrics); [`dispatch`] reads and
+//! classifies Keystone requests ([`routes`], pure) and hands them to
+//! [`auth`] (token validation, issue, revocation), [`fanout`] (listings
+//! merged across shards), [`placement`] (create/delete/rename with the
+//! name index) or the plain [`proxy`] (one call to one shard); [`error`] the
+//! one error type, classified into Keystone bodies; [`metrics`] Prometheus.
+//!
+//! Dependency direction: `gateway → {federation, directory, shared}`, never
+//! `gateway ↔ shard`.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod fanout;
+pub mod local;
+pub mod metrics;
+pub mod placement;
+pub mod proxy;
+pub mod request;
+pub mod routes;
+pub mod server;
+pub mod state;
+
+pub use crate::config::GatewayConfig;
+pub use crate::error::GatewayError;
+pub use crate::server::{run, run_with_directory};
+pub use crate::state::{AppState, Gateway};
+
+#[cfg(test)]
+mod tests;

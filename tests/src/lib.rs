@@ -1,4 +1,5 @@
 //! placeholder
+pub mod gateway;
 pub mod pg;
 pub mod python;
 pub mod shard;

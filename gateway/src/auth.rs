@@ -1,0 +1,194 @@
+//! `/v3/auth/tokens`: validation answered by the gateway alone (offline,
+//! with the [`keyfed_federation::Validator`]), issue routed to the user's
+//! home shard and the scope's owner, revocation routed to the signer.
+
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use keyfed_directory::Bucket;
+use keyfed_shared::auth::{
+    parse_auth_request, DomainRef, Identity, ProjectRef, ScopeRequest, UserRef,
+};
+use keyfed_shared::error::{ApiError, ErrorKind};
+use keyfed_shared::federation::name_key;
+use keyfed_shared::ids::{DomainId, ProjectId, ShardId, UserId};
+use keyfed_shared::token::{self, Claims, Scope};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+use crate::error::{GatewayError, Result};
+use crate::proxy::{Outgoing, SUBJECT_HEADER};
+use crate::request::Incoming;
+use crate::state::Gateway;
+
+fn token_not_found() -> GatewayError {
+    GatewayError::api(ErrorKind::NotFound, "Could not find token.")
+}
+
+fn unauthorized() -> GatewayError {
+    GatewayError::Api(ApiError::unauthorized())
+}
+
+/// The caller's validated token (401 when missing or invalid).
+pub fn caller(state: &Gateway, req: &Incoming) -> Result<Arc<Claims>> {
+    let token = req.auth_token().ok_or_else(unauthorized)?;
+    state
+        .validator
+        .validate(token, false)
+        .map_err(|_| unauthorized())
+}
+
+/// Whether `caller` may validate tokens of other users: `admin` on any
+/// scope, `service`, or `reader` on the system scope (implied roles count).
+fn may_validate_others(state: &Gateway, caller: &Claims) -> bool {
+    let global = state.view.global();
+    let roles = global.effective_roles(&caller.roles);
+    global.has_role_named(&roles, "admin")
+        || global.has_role_named(&roles, "service")
+        || (caller.scope == Scope::System && global.has_role_named(&roles, "reader"))
+}
+
+/// `GET`/`HEAD /v3/auth/tokens`.
+pub fn validate(state: &Gateway, req: &Incoming) -> Result<Response> {
+    let caller = caller(state, req)?;
+    let subject = req.header(SUBJECT_HEADER).ok_or_else(|| {
+        GatewayError::Api(ApiError::validation(
+            "The X-Subject-Token header is required.",
+        ))
+    })?;
+    let claims = state
+        .validator
+        .validate(subject, req.flag("allow_expired"))
+        .map_err(|_| token_not_found())?;
+    if caller.user_id != claims.user_id && !may_validate_others(state, &caller) {
+        return Err(GatewayError::Api(ApiError::forbidden()));
+    }
+    let mut response = if req.method == Method::HEAD {
+        StatusCode::OK.into_response()
+    } else {
+        Json(state.validator.token_body(&claims, !req.flag("nocatalog"))).into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(subject) {
+        response.headers_mut().insert(SUBJECT_HEADER, v);
+    }
+    Ok(response)
+}
+
+/// `DELETE /v3/auth/tokens`: to the shard whose key signed the subject.
+pub async fn revoke(state: &Gateway, req: &Incoming) -> Result<Response> {
+    let subject = req.header(SUBJECT_HEADER).ok_or_else(|| {
+        GatewayError::Api(ApiError::validation(
+            "The X-Subject-Token header is required.",
+        ))
+    })?;
+    let parsed = token::parse(subject).map_err(|_| token_not_found())?;
+    let signer = parsed
+        .kid()
+        .rsplit_once('.')
+        .map(|(shard, _)| ShardId::new(shard))
+        .ok_or_else(token_not_found)?;
+    if state.view.member(&signer).is_none() {
+        return Err(token_not_found());
+    }
+    Ok(state.call(&signer, &req.forward()).await?.into_response())
+}
+
+/// Resolves a domain reference (unknown name → 401, as Keystone).
+fn domain_id(state: &Gateway, domain: &DomainRef) -> Result<DomainId> {
+    match domain {
+        DomainRef::Id(id) => Ok(id.clone()),
+        DomainRef::Name(name) => state
+            .view
+            .global()
+            .domain_by_name(name)
+            .map(|d| d.id.clone())
+            .ok_or_else(unauthorized),
+    }
+}
+
+/// Looks a name up in the names index.
+async fn lookup_name(state: &Gateway, key: &str) -> Result<Option<String>> {
+    let entry = state.directory.kv(Bucket::Names).get(key).await?;
+    Ok(entry.and_then(|e| String::from_utf8(e.value.to_vec()).ok()))
+}
+
+async fn user_id(state: &Gateway, user: &UserRef) -> Result<UserId> {
+    match user {
+        UserRef::Id(id) => Ok(id.clone()),
+        UserRef::Name { name, domain } => {
+            let domain = domain_id(state, domain)?;
+            let id = lookup_name(state, &name_key::user(&domain, name)).await?;
+            id.map(UserId::new).ok_or_else(unauthorized)
+        }
+    }
+}
+
+async fn project_id(state: &Gateway, project: &ProjectRef) -> Result<ProjectId> {
+    match project {
+        ProjectRef::Id(id) => Ok(id.clone()),
+        ProjectRef::Name { name, domain } => {
+            let domain = domain_id(state, domain)?;
+            let id = lookup_name(state, &name_key::project(&domain, name)).await?;
+            id.map(ProjectId::new).ok_or_else(unauthorized)
+        }
+    }
+}
+
+/// `POST /v3/auth/tokens`; see the crate doc for the routing.
+pub async fn issue(state: &Gateway, req: &Incoming) -> Result<Response> {
+    let body = req.json()?;
+    let auth = parse_auth_request(&body)?;
+    let (user, by_password) = match &auth.identity {
+        Identity::Password { user, .. } => (user_id(state, user).await?, true),
+        Identity::Token { id } => {
+            let claims = state
+                .validator
+                .validate(id.expose(), false)
+                .map_err(|_| unauthorized())?;
+            (claims.user_id.clone(), false)
+        }
+    };
+    let home = state
+        .view
+        .home_of_user(&user)
+        .ok_or(GatewayError::NoMember)?;
+    let target = match &auth.scope {
+        ScopeRequest::Project(p) => {
+            let project = project_id(state, p).await?;
+            state
+                .view
+                .owner_of_project(&project)
+                .ok_or(GatewayError::NoMember)?
+        }
+        _ => home.clone(),
+    };
+    tracing::debug!(%user, %home, %target, "routing token issue");
+    if target == home || !by_password {
+        return Ok(state.call(&target, &req.forward()).await?.into_response());
+    }
+    // Password at home (unscoped), then rescope at the project's owner.
+    let mut unscoped = body.clone();
+    unscoped["auth"]["scope"] = json!("unscoped");
+    let first = state
+        .call(
+            &home,
+            &Outgoing::new(Method::POST, "/v3/auth/tokens?nocatalog", &req.headers).json(&unscoped),
+        )
+        .await?;
+    if first.status != StatusCode::CREATED {
+        return Ok(first.into_response());
+    }
+    let token = first
+        .header(SUBJECT_HEADER)
+        .ok_or_else(|| GatewayError::Upstream {
+            shard: home.clone(),
+            reason: "token issued without X-Subject-Token".into(),
+        })?
+        .to_owned();
+    let rescope: Value = json!({"auth": {
+        "identity": {"methods": ["token"], "token": {"id": token}},
+        "scope": body["auth"]["scope"].clone(),
+    }});
+    let second = Outgoing::new(Method::POST, req.path_and_query(), &req.headers).json(&rescope);
+    Ok(state.call(&target, &second).await?.into_response())
+}

@@ -1,0 +1,195 @@
+//! The gateway's configuration (TOML). Every field has a documented default;
+//! [`GatewayConfig::validate`] checks them at start-up with messages that
+//! name the offending field.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use keyfed_directory::{EmbeddedConfig, NatsConfig};
+use keyfed_federation::ValidatorConfig;
+use serde::{Deserialize, Serialize};
+
+/// The whole gateway configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// The public HTTP endpoint.
+    pub server: ServerConfig,
+    /// Where the federation directory lives (exactly one backend).
+    pub directory: DirectoryConfig,
+    /// Offline token validation (cache size, allow-expired window).
+    pub validator: ValidatorConfig,
+    /// Calls to the shards.
+    pub upstream: UpstreamConfig,
+}
+
+/// The public HTTP endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:5000`.
+    pub listen: SocketAddr,
+    /// The URL clients reach the gateway at, used in version discovery and
+    /// collection links (no trailing slash). Default: `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes (413 beyond). Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// Largest total size of request headers, in bytes (431 beyond).
+    /// Default 16 KiB: tokens are small, but clients send many headers.
+    pub max_header_bytes: usize,
+    /// How long in-flight requests may run after shutdown is requested, in
+    /// seconds. Default 10.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// The directory backend: `[directory.nats]` or `[directory.embedded]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    /// NATS JetStream (production).
+    pub nats: Option<NatsConfig>,
+    /// The embedded on-disk directory (single host, `keyfed dev`).
+    pub embedded: Option<EmbeddedConfig>,
+}
+
+/// Calls from the gateway to the shards.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// Longest a whole shard call may take, in milliseconds; past it the
+    /// client gets 503. Default 5000.
+    pub request_timeout_ms: u64,
+    /// Longest a TCP connect to a shard may take, in milliseconds: a shard
+    /// that is down fails fast. Default 1000.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 5_000,
+            connect_timeout_ms: 1_000,
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// [`UpstreamConfig::request_timeout_ms`] as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// [`UpstreamConfig::connect_timeout_ms`] as a duration.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+/// A configuration that failed validation; the message names the field.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid gateway config: {0}")]
+pub struct ConfigError(pub String);
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("field `{field}`: {reason}"))
+}
+
+impl GatewayConfig {
+    /// Parses TOML (unknown fields are errors) and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The public URL, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.server.listen),
+        }
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if let Some(url) = &s.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "server.public_url",
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        if s.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        if s.max_header_bytes < 1024 {
+            return Err(invalid("server.max_header_bytes", "must be at least 1024"));
+        }
+        match (&self.directory.nats, &self.directory.embedded) {
+            (Some(n), None) => n.validate().map_err(|e| invalid("directory.nats", e))?,
+            (None, Some(e)) => e.validate().map_err(|e| invalid("directory.embedded", e))?,
+            (None, None) => {
+                return Err(invalid(
+                    "directory",
+                    "set [directory.nats] or [directory.embedded]",
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "directory",
+                    "set only one of [directory.nats] and [directory.embedded]",
+                ))
+            }
+        }
+        if self.upstream.request_timeout_ms == 0 {
+            return Err(invalid("upstream.request_timeout_ms", "must be positive"));
+        }
+        if self.upstream.connect_timeout_ms == 0 {
+            return Err(invalid("upstream.connect_timeout_ms", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn parses_with_defaults_and_names_bad_fields() {
+        let c = GatewayConfig::from_toml(
+            "[server]\nlisten = \"127.0.0.1:5001\"\n[directory.nats]\nurl = \"nats://x:4222\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.request_timeout_ms, 5_000);
+        assert_eq!(c.upstream.connect_timeout_ms, 1_000);
+        assert_eq!(c.public_url(), "http://127.0.0.1:5001");
+
+        let err = GatewayConfig::from_toml("[server]\nlisten = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.to_string().contains("`directory`"), "{err}");
+        let err = GatewayConfig::from_toml(
+            "[directory.nats]\nurl = \"nats://x\"\n[upstream]\nrequest_timeout_ms = 0\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("upstream.request_timeout_ms"),
+            "{err}"
+        );
+        assert!(GatewayConfig::from_toml("[server]\nbogus = 1\n").is_err());
+    }
+}

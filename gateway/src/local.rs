@@ -1,0 +1,86 @@
+//! What the gateway answers alone, with no shard or directory call: version
+//! discovery (pointing at the gateway's public URL), liveness, readiness and
+//! metrics.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::state::AppState;
+
+/// The local routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(versions))
+        .route("/v3", get(v3))
+        .route("/v3/", get(v3))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+fn v3_description(state: &AppState) -> Value {
+    json!({
+        "id": "v3.14",
+        "status": "stable",
+        "updated": "2020-04-07T00:00:00Z",
+        "links": [{"rel": "self", "href": format!("{}/v3/", state.public_url)}],
+        "media-types": [{"base": "application/json",
+            "type": "application/vnd.openstack.identity-v3+json"}],
+    })
+}
+
+async fn versions(State(state): State<AppState>) -> Response {
+    (
+        StatusCode::MULTIPLE_CHOICES,
+        Json(json!({"versions": {"values": [v3_description(&state)]}})),
+    )
+        .into_response()
+}
+
+async fn v3(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "version": v3_description(&state) }))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// 200 once the view and the revocation index are loaded, else 503.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let revisions: Vec<Value> = state
+        .view
+        .revisions()
+        .iter()
+        .map(|r| json!({"bucket": r.bucket.name(), "loaded": r.loaded, "revision": r.revision}))
+        .collect();
+    let ready = state.ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "ready": ready,
+        "revocations": state.revocations.ready(),
+        "buckets": revisions,
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state
+        .metrics
+        .render(state.validator.cache_stats(), &state.view.revisions());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

@@ -1,0 +1,149 @@
+//! Calls to shards: one request forwarded to one member's URL with the
+//! headers Keystone needs, bounded by the upstream timeouts. Any transport
+//! failure becomes [`GatewayError::Upstream`] (a 503 to the client) and is
+//! counted per shard.
+
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use keyfed_shared::ids::ShardId;
+use serde_json::Value;
+
+use crate::error::{GatewayError, Result};
+use crate::state::Gateway;
+
+/// The header carrying the caller's token.
+pub const AUTH_HEADER: &str = "x-auth-token";
+/// The header carrying the token being validated, revoked or issued.
+pub const SUBJECT_HEADER: &str = "x-subject-token";
+
+/// Request headers forwarded to shards.
+const FORWARDED: [&str; 3] = [AUTH_HEADER, SUBJECT_HEADER, "content-type"];
+/// Response headers returned to clients.
+const KEPT: [&str; 4] = [
+    SUBJECT_HEADER,
+    "content-type",
+    "www-authenticate",
+    "location",
+];
+
+/// A request to send to a shard.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// The method.
+    pub method: Method,
+    /// Path and query, e.g. `/v3/projects?name=x`.
+    pub path_and_query: String,
+    /// Headers to forward (only [`FORWARDED`] ones are sent).
+    pub headers: HeaderMap,
+    /// The body, as received.
+    pub body: Bytes,
+}
+
+impl Outgoing {
+    /// A request carrying the client's forwardable headers.
+    pub fn new(method: Method, path_and_query: impl Into<String>, from: &HeaderMap) -> Self {
+        let mut headers = HeaderMap::new();
+        for name in FORWARDED {
+            if let Some(v) = from.get(name) {
+                headers.insert(HeaderName::from_static(name), v.clone());
+            }
+        }
+        Self {
+            method,
+            path_and_query: path_and_query.into(),
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
+    /// With a JSON body (and its content type).
+    pub fn json(mut self, body: &Value) -> Self {
+        self.body = Bytes::from(body.to_string());
+        self.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        self
+    }
+
+    /// With a raw body.
+    pub fn body(mut self, body: Bytes) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+/// A shard's answer.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    /// Its status.
+    pub status: StatusCode,
+    /// The headers kept for the client.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+}
+
+impl Upstream {
+    /// The body as JSON, if it is.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// A header's value as a string.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl IntoResponse for Upstream {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, self.body).into_response();
+        *response.headers_mut() = self.headers;
+        response
+    }
+}
+
+impl Gateway {
+    /// Sends `req` to `shard` and reads its whole answer.
+    pub async fn call(&self, shard: &ShardId, req: &Outgoing) -> Result<Upstream> {
+        let member = self.view.member(shard).ok_or(GatewayError::NoMember)?;
+        let url = format!("{}{}", member.url.trim_end_matches('/'), req.path_and_query);
+        self.metrics.upstream_request(shard.as_str());
+        let failed = |reason: String| {
+            self.metrics.upstream_error(shard.as_str());
+            GatewayError::Upstream {
+                shard: shard.clone(),
+                reason,
+            }
+        };
+        let response = self
+            .http
+            .request(req.method.clone(), &url)
+            .headers(req.headers.clone())
+            .body(req.body.clone())
+            .send()
+            .await
+            .map_err(|e| failed(format!("{} {}: {e}", req.method, req.path_and_query)))?;
+        let status = response.status();
+        let mut headers = HeaderMap::new();
+        for name in KEPT {
+            if let Some(v) = response.headers().get(name) {
+                headers.insert(HeaderName::from_static(name), v.clone());
+            }
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| failed(format!("reading the answer: {e}")))?;
+        if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+            tracing::warn!(%shard, %status, path = %req.path_and_query, "shard answered a server error");
+        }
+        Ok(Upstream {
+            status,
+            headers,
+            body,
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! Routing: which concern answers a request, from its method and path
+//! alone. The decision is pure (tested below); handlers then consult the
+//! federation view to pick the shard.
+
+use axum::http::Method;
+use keyfed_shared::ids::{ProjectId, UserId};
+
+/// What an entity path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A project (owned by one shard).
+    Project,
+    /// A user (homed on one shard).
+    User,
+}
+
+impl Kind {
+    /// The JSON member of its bodies (`project`, `user`).
+    pub fn member(self) -> &'static str {
+        match self {
+            Kind::Project => "project",
+            Kind::User => "user",
+        }
+    }
+}
+
+/// A listing answered by asking every member and merging.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// `GET /v3/projects`.
+    Projects,
+    /// `GET /v3/users`.
+    Users,
+    /// `GET /v3/role_assignments`.
+    RoleAssignments,
+    /// `GET /v3/auth/projects`.
+    AuthProjects,
+    /// `GET /v3/users/{id}/projects`.
+    UserProjects,
+}
+
+impl Listing {
+    /// The collection's member in the body.
+    pub fn key(self) -> &'static str {
+        match self {
+            Listing::Projects | Listing::AuthProjects | Listing::UserProjects => "projects",
+            Listing::Users => "users",
+            Listing::RoleAssignments => "role_assignments",
+        }
+    }
+}
+
+/// Where a request goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET`/`HEAD /v3/auth/tokens`: validated by the gateway.
+    ValidateToken,
+    /// `POST /v3/auth/tokens`.
+    IssueToken,
+    /// `DELETE /v3/auth/tokens`: to the subject token's signer.
+    RevokeToken,
+    /// Fan-out listing.
+    List(Listing),
+    /// `POST /v3/projects` or `/v3/users`: placed by the gateway.
+    Create(Kind),
+    /// `DELETE /v3/{projects,users}/{id}`: forwarded, then the name released.
+    Delete(Kind, String),
+    /// `PATCH /v3/{projects,users}/{id}`: a rename reserves the new name.
+    Update(Kind, String),
+    /// Anything else under a project: to its owner.
+    Project(ProjectId),
+    /// Anything else under a user, and domain/system role assignments of a
+    /// user: to the user's home.
+    User(UserId),
+    /// Global data and APIs every member answers: any active member.
+    Any,
+    /// No such Keystone route.
+    NotFound,
+    /// A Keystone route, but not with this method.
+    MethodNotAllowed,
+}
+
+/// Prefixes (first segment after `/v3`) every member answers: global data,
+/// and Keystone APIs the shards do not implement (they answer 501).
+const ANY_MEMBER: &[&str] = &[
+    "domains",
+    "roles",
+    "role_inferences",
+    "regions",
+    "services",
+    "endpoints",
+    "system",
+    "groups",
+    "credentials",
+    "policies",
+    "limits",
+    "registered_limits",
+    "OS-TRUST",
+    "OS-OAUTH1",
+    "OS-OAUTH2",
+    "OS-FEDERATION",
+    "OS-EP-FILTER",
+    "OS-INHERIT",
+    "OS-REVOKE",
+    "OS-SIMPLE-CERT",
+];
+
+/// Classifies a request; also returns the metrics label (the route
+/// template, never an id).
+pub fn classify(method: &Method, path: &str) -> (Route, &'static str) {
+    let Some(rest) = path.strip_prefix("/v3/") else {
+        return (Route::NotFound, "unmatched");
+    };
+    let segs: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let m = method.clone();
+    match segs.as_slice() {
+        ["auth", "tokens"] => match m {
+            Method::GET | Method::HEAD => (Route::ValidateToken, "/v3/auth/tokens"),
+            Method::POST => (Route::IssueToken, "/v3/auth/tokens"),
+            Method::DELETE => (Route::RevokeToken, "/v3/auth/tokens"),
+            _ => (Route::MethodNotAllowed, "/v3/auth/tokens"),
+        },
+        ["auth", "projects"] if m == Method::GET => {
+            (Route::List(Listing::AuthProjects), "/v3/auth/projects")
+        }
+        ["auth", ..] => (Route::Any, "/v3/auth/*"),
+        ["projects"] => match m {
+            Method::GET | Method::HEAD => (Route::List(Listing::Projects), "/v3/projects"),
+            Method::POST => (Route::Create(Kind::Project), "/v3/projects"),
+            _ => (Route::MethodNotAllowed, "/v3/projects"),
+        },
+        ["users"] => match m {
+            Method::GET | Method::HEAD => (Route::List(Listing::Users), "/v3/users"),
+            Method::POST => (Route::Create(Kind::User), "/v3/users"),
+            _ => (Route::MethodNotAllowed, "/v3/users"),
+        },
+        ["role_assignments"] => (
+            Route::List(Listing::RoleAssignments),
+            "/v3/role_assignments",
+        ),
+        ["projects", id] if !id.is_empty() => match m {
+            Method::DELETE => (
+                Route::Delete(Kind::Project, (*id).to_owned()),
+                "/v3/projects/{id}",
+            ),
+            Method::PATCH => (
+                Route::Update(Kind::Project, (*id).to_owned()),
+                "/v3/projects/{id}",
+            ),
+            _ => (Route::Project(ProjectId::new(*id)), "/v3/projects/{id}"),
+        },
+        ["projects", id, ..] if !id.is_empty() => {
+            (Route::Project(ProjectId::new(*id)), "/v3/projects/{id}/*")
+        }
+        ["users", id] if !id.is_empty() => match m {
+            Method::DELETE => (
+                Route::Delete(Kind::User, (*id).to_owned()),
+                "/v3/users/{id}",
+            ),
+            Method::PATCH => (
+                Route::Update(Kind::User, (*id).to_owned()),
+                "/v3/users/{id}",
+            ),
+            _ => (Route::User(UserId::new(*id)), "/v3/users/{id}"),
+        },
+        ["users", id, "projects"] if !id.is_empty() && m == Method::GET => (
+            Route::List(Listing::UserProjects),
+            "/v3/users/{id}/projects",
+        ),
+        ["users", id, ..] if !id.is_empty() => (Route::User(UserId::new(*id)), "/v3/users/{id}/*"),
+        ["domains", _, "users", user, "roles", ..] if !user.is_empty() => (
+            Route::User(UserId::new(*user)),
+            "/v3/domains/{id}/users/{id}/roles",
+        ),
+        ["system", "users", user, "roles", ..] if !user.is_empty() => (
+            Route::User(UserId::new(*user)),
+            "/v3/system/users/{id}/roles",
+        ),
+        [first, ..] if ANY_MEMBER.contains(first) => (Route::Any, global_label(first)),
+        _ => (Route::NotFound, "unmatched"),
+    }
+}
+
+/// A static label per global prefix.
+fn global_label(first: &str) -> &'static str {
+    match first {
+        "domains" => "/v3/domains*",
+        "roles" => "/v3/roles*",
+        "role_inferences" => "/v3/role_inferences",
+        "regions" => "/v3/regions*",
+        "services" => "/v3/services*",
+        "endpoints" => "/v3/endpoints*",
+        "system" => "/v3/system*",
+        _ => "/v3/unsupported*",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(method: Method, path: &str) -> Route {
+        classify(&method, path).0
+    }
+
+    #[test]
+    fn routes_by_path() {
+        assert_eq!(route(Method::GET, "/v3/auth/tokens"), Route::ValidateToken);
+        assert_eq!(route(Method::HEAD, "/v3/auth/tokens"), Route::ValidateToken);
+        assert_eq!(route(Method::POST, "/v3/auth/tokens"), Route::IssueToken);
+        assert_eq!(route(Method::DELETE, "/v3/auth/tokens"), Route::RevokeToken);
+        assert_eq!(
+            route(Method::GET, "/v3/projects"),
+            Route::List(Listing::Projects)
+        );
+        assert_eq!(route(Method::POST, "/v3/users"), Route::Create(Kind::User));
+        assert_eq!(
+            route(Method::GET, "/v3/users/u1/projects"),
+            Route::List(Listing::UserProjects)
+        );
+        assert_eq!(
+            route(Method::PUT, "/v3/projects/p1/users/u1/roles/r1"),
+            Route::Project(ProjectId::new("p1"))
+        );
+        assert_eq!(
+            route(Method::DELETE, "/v3/projects/p1"),
+            Route::Delete(Kind::Project, "p1".into())
+        );
+        assert_eq!(
+            route(Method::POST, "/v3/users/u1/password"),
+            Route::User(UserId::new("u1"))
+        );
+        assert_eq!(
+            route(Method::PUT, "/v3/domains/d/users/u9/roles/r"),
+            Route::User(UserId::new("u9"))
+        );
+        assert_eq!(
+            route(Method::GET, "/v3/system/users/u9/roles"),
+            Route::User(UserId::new("u9"))
+        );
+        assert_eq!(route(Method::GET, "/v3/domains"), Route::Any);
+        assert_eq!(route(Method::GET, "/v3/role_inferences"), Route::Any);
+        assert_eq!(route(Method::GET, "/v3/groups"), Route::Any);
+        assert_eq!(route(Method::GET, "/v3/auth/catalog"), Route::Any);
+        assert_eq!(route(Method::GET, "/v3/nonsense"), Route::NotFound);
+        assert_eq!(route(Method::GET, "/v2.0/tenants"), Route::NotFound);
+        assert_eq!(
+            route(Method::PUT, "/v3/auth/tokens"),
+            Route::MethodNotAllowed
+        );
+    }
+}

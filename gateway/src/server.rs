@@ -1,0 +1,186 @@
+//! Serving: [`run`] opens the configured directory and serves until
+//! `shutdown`; [`run_with_directory`] does the same over a directory the
+//! caller already holds (`keyfed dev` shares one embedded directory between
+//! the gateway and in-process shards). The edge middleware gives every
+//! response an `x-openstack-request-id`, enforces the header-size limit
+//! (431), guards against panics (500) and records metrics.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use futures::FutureExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use keyfed_directory::{Directory, EmbeddedDirectory, NatsDirectory};
+use keyfed_shared::error::{ApiError, ErrorKind};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::config::GatewayConfig;
+use crate::dispatch::{dispatch, RouteLabel};
+use crate::error::{api_response, GatewayError, UpstreamFailure};
+use crate::local;
+use crate::state::{AppState, Gateway};
+
+/// Header carrying the request id, as Keystone names it.
+pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+
+/// Opens the directory `config` names.
+pub async fn open_directory(config: &GatewayConfig) -> Result<Arc<dyn Directory>, GatewayError> {
+    match (&config.directory.nats, &config.directory.embedded) {
+        (Some(nats), _) => Ok(Arc::new(NatsDirectory::connect(nats).await?)),
+        (None, Some(embedded)) => Ok(Arc::new(EmbeddedDirectory::open(embedded)?)),
+        (None, None) => Err(GatewayError::Config(crate::config::ConfigError(
+            "field `directory`: set [directory.nats] or [directory.embedded]".into(),
+        ))),
+    }
+}
+
+/// Runs a gateway until `shutdown` resolves.
+pub async fn run(
+    config: GatewayConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    config.validate()?;
+    let dir = open_directory(&config).await?;
+    run_with_directory(config, dir, listener, shutdown).await
+}
+
+/// Runs a gateway over an open directory until `shutdown` resolves. The
+/// `[directory]` section of `config` is ignored.
+pub async fn run_with_directory(
+    config: GatewayConfig,
+    dir: Arc<dyn Directory>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let max_buf = (config.server.max_header_bytes * 4).max(64 * 1024);
+    let state = Gateway::start(config, dir).await?;
+    tracing::info!(url = %state.public_url, "gateway serving");
+    serve(app(state), listener, shutdown, grace, max_buf).await
+}
+
+/// The full HTTP application: local routes, the Keystone dispatch, edge
+/// middleware.
+pub fn app(state: AppState) -> Router {
+    local::routes()
+        .fallback(dispatch)
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state, edge))
+}
+
+async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id);
+    let started = Instant::now();
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let mut response = if header_bytes > state.config.server.max_header_bytes {
+        api_response(&ApiError::new(
+            ErrorKind::HeadersTooLarge,
+            "Request headers are too large.",
+        ))
+    } else {
+        AssertUnwindSafe(next.run(req))
+            .catch_unwind()
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(parent: &span, "handler panicked");
+                api_response(&ApiError::internal())
+            })
+    };
+    let route = response
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|l| l.0.to_owned())
+        .or(matched)
+        .unwrap_or_else(|| "unmatched".to_owned());
+    state.metrics.request(
+        &route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    if let Some(UpstreamFailure(shard)) = response.extensions().get::<UpstreamFailure>() {
+        span.in_scope(|| tracing::warn!(%shard, "request failed at a shard"));
+    }
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request done"
+        )
+    });
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    response
+}
+
+/// Serves `app` on `listener` (HTTP/1.1) until `shutdown`, then drains
+/// within `grace`.
+pub async fn serve(
+    app: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    max_buf: usize,
+) -> Result<(), GatewayError> {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .max_buf_size(max_buf);
+                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period elapsed with connections still open");
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! The gateway's shared state: configuration, the directory, the federation
+//! view and revocation index it follows, the offline validator, the HTTP
+//! client for the shards and the metrics. No globals: tests run several
+//! gateways in one process.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use keyfed_directory::Directory;
+use keyfed_federation::{FederationView, Revocations, Validator};
+use keyfed_shared::federation::MemberStatus;
+use keyfed_shared::ids::ShardId;
+
+use crate::config::GatewayConfig;
+use crate::error::{GatewayError, Result};
+use crate::metrics::Metrics;
+
+/// One gateway replica's state; shared as [`AppState`].
+pub struct Gateway {
+    /// The validated configuration.
+    pub config: GatewayConfig,
+    /// The public URL (no trailing slash), for discovery and links.
+    pub public_url: String,
+    /// The federation directory (names index writes and look-ups).
+    pub directory: Arc<dyn Directory>,
+    /// Members, placement, pins and global data, followed live.
+    pub view: Arc<FederationView>,
+    /// Revocation events, followed live.
+    pub revocations: Arc<Revocations>,
+    /// Offline token validation.
+    pub validator: Validator,
+    /// The client for shard calls (bounded connect and request timeouts).
+    pub http: reqwest::Client,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Round-robin cursor for requests any member can answer.
+    next_member: AtomicUsize,
+}
+
+/// The handle every handler receives.
+pub type AppState = Arc<Gateway>;
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Starts following the directory and builds the state. Returns even if
+    /// the directory is unreachable (the gateway is then not ready).
+    pub async fn start(config: GatewayConfig, directory: Arc<dyn Directory>) -> Result<AppState> {
+        let view = FederationView::start(directory.clone()).await?;
+        let revocations = Revocations::start(directory.clone());
+        let validator = Validator::new(view.clone(), revocations.clone(), &config.validator);
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.upstream.connect_timeout())
+            .timeout(config.upstream.request_timeout())
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| GatewayError::Internal(format!("building the HTTP client: {e}")))?;
+        Ok(Arc::new(Self {
+            public_url: config.public_url(),
+            config,
+            directory,
+            view,
+            revocations,
+            validator,
+            http,
+            metrics: Metrics::new(),
+            next_member: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Whether the gateway can route and validate: the view's snapshots are
+    /// loaded and the revocation stream is followed.
+    pub fn ready(&self) -> bool {
+        self.validator.ready()
+    }
+
+    /// A member that can answer requests about global data: the active (or
+    /// retiring) members in turn.
+    pub fn any_member(&self) -> Result<ShardId> {
+        let candidates: Vec<ShardId> = self
+            .view
+            .members()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Active)
+            .map(|m| m.id)
+            .collect();
+        if candidates.is_empty() {
+            return Err(GatewayError::NoMember);
+        }
+        let i = self.next_member.fetch_add(1, Ordering::Relaxed) % candidates.len();
+        Ok(candidates[i].clone())
+    }
+
+    /// The members a fan-out queries: every active or retiring member.
+    pub fn serving_members(&self) -> Vec<ShardId> {
+        self.view
+            .members()
+            .into_iter()
+            .filter(|m| matches!(m.status, MemberStatus::Active | MemberStatus::Retiring))
+            .map(|m| m.id)
+            .collect()
+    }
+}

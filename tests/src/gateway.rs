@@ -1,0 +1,306 @@
+//! A federation in one process: a real nats-server, N federated shards
+//! (each on a fresh PostgreSQL database, `TestShard::start_with`) and one or
+//! more gateways on real sockets running `keyfed_gateway::run`. Each
+//! gateway gets its own thread and runtime, like the shards.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use keyfed_directory::testing::NatsServer;
+use keyfed_directory::{NatsConfig, NatsDirectory};
+use keyfed_federation::FederationView;
+use keyfed_gateway::config::{DirectoryConfig, GatewayConfig, ServerConfig, UpstreamConfig};
+use keyfed_shard::config::FederationConfig;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use crate::shard::TestShard;
+
+/// The upstream request timeout the test gateways use.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A running gateway; dropping it shuts it down.
+pub struct TestGateway {
+    /// Base URL (no trailing slash).
+    pub url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway on the directory `nats` and waits until `/readyz`
+    /// answers 200.
+    pub async fn start(nats: &NatsConfig) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let url = format!("http://{addr}");
+        let config = GatewayConfig {
+            server: ServerConfig {
+                listen: addr,
+                public_url: Some(url.clone()),
+                shutdown_grace_secs: 1,
+                ..ServerConfig::default()
+            },
+            directory: DirectoryConfig {
+                nats: Some(nats.clone()),
+                embedded: None,
+            },
+            upstream: UpstreamConfig {
+                request_timeout_ms: UPSTREAM_TIMEOUT.as_millis() as u64,
+                connect_timeout_ms: 500,
+            },
+            ..GatewayConfig::default()
+        };
+        let (shutdown, rx) = oneshot::channel::<()>();
+        let server = std::thread::Builder::new()
+            .name(format!("gateway-{}", addr.port()))
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let stop = async move {
+                        let _ = rx.await;
+                    };
+                    if let Err(e) = keyfed_gateway::run(config, listener, stop).await {
+                        eprintln!("gateway stopped: {e}");
+                    }
+                });
+                runtime.shutdown_timeout(Duration::from_secs(2));
+            })?;
+        let gateway = Self {
+            url,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        };
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = http.get(format!("{}/readyz", gateway.url)).send().await;
+            if matches!(&r, Ok(r) if r.status() == reqwest::StatusCode::OK) {
+                return Ok(gateway);
+            }
+            if Instant::now() > deadline {
+                bail!("the gateway at {} never became ready: {r:?}", gateway.url);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The sum of a counter family in `/metrics` (e.g.
+    /// `keyfed_gateway_upstream_requests_total`).
+    pub async fn metric_sum(&self, name: &str) -> anyhow::Result<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.url))
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.server.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// NATS, federated shards and gateways.
+pub struct TestFederation {
+    /// The shards, `shard-0` … (a test may take one out to stop it).
+    pub shards: Vec<Option<TestShard>>,
+    /// The gateways.
+    pub gateways: Vec<TestGateway>,
+    /// A view of the directory, to check placement.
+    pub view: Arc<FederationView>,
+    /// The bootstrap admin's password (user `admin`, lives on `shard-0`).
+    pub admin_password: String,
+    /// The directory settings every process uses.
+    pub directory: NatsConfig,
+    /// A client with a per-request timeout.
+    pub http: reqwest::Client,
+    _nats: NatsServer,
+}
+
+impl TestFederation {
+    /// Starts NATS, `n_shards` federated shards and one gateway.
+    pub async fn start(n_shards: usize) -> anyhow::Result<Self> {
+        Self::start_with(n_shards, 1).await
+    }
+
+    /// Starts NATS, `n_shards` federated shards and `n_gateways` gateways,
+    /// and waits until every gateway sees every member.
+    pub async fn start_with(n_shards: usize, n_gateways: usize) -> anyhow::Result<Self> {
+        let nats = NatsServer::start()?;
+        let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let directory = NatsConfig {
+            namespace,
+            timeout_ms: 1_000,
+            ..NatsConfig::new(nats.url())
+        };
+        let mut shards = Vec::new();
+        for i in 0..n_shards {
+            let nats = directory.clone();
+            let shard = TestShard::start_with(move |c| {
+                c.shard.id = format!("shard-{i}");
+                c.federation = Some(FederationConfig {
+                    advertise_url: c.public_url(),
+                    weight: 1,
+                    nats: Some(nats),
+                    embedded: None,
+                });
+            })
+            .await
+            .with_context(|| format!("starting shard-{i}"))?;
+            shards.push(Some(shard));
+        }
+        let admin_password = shards
+            .first()
+            .and_then(|s| s.as_ref())
+            .map(|s| s.admin_password.clone())
+            .context("at least one shard is needed")?;
+        let dir = Arc::new(NatsDirectory::connect(&directory).await?);
+        let view = FederationView::start(dir).await?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while view.members().len() < n_shards || view.ring().is_none() {
+            if Instant::now() > deadline {
+                bail!("only {} members registered", view.members().len());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut gateways = Vec::new();
+        for _ in 0..n_gateways {
+            gateways.push(TestGateway::start(&directory).await?);
+        }
+        let federation = Self {
+            shards,
+            gateways,
+            view,
+            admin_password,
+            directory,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            _nats: nats,
+        };
+        // Every shard must trust every other's key before tests rely on
+        // cross-shard tokens.
+        let admin = federation.admin_token(0).await?;
+        for shard in federation.shards.iter().flatten() {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let (status, _) = shard.validate_token(&admin, &admin).await?;
+                if status == reqwest::StatusCode::OK {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{} never trusted shard-0's key ({status})", shard.url);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(federation)
+    }
+
+    /// The URL of gateway `i`.
+    pub fn gateway(&self, i: usize) -> &str {
+        &self.gateways[i].url
+    }
+
+    /// The running shard with id `shard-<i>`.
+    pub fn shard(&self, id: &str) -> Option<&TestShard> {
+        let i: usize = id.strip_prefix("shard-")?.parse().ok()?;
+        self.shards.get(i)?.as_ref()
+    }
+
+    /// `POST /v3/auth/tokens` through gateway `g`: (status, X-Subject-Token,
+    /// body).
+    pub async fn auth(
+        &self,
+        g: usize,
+        body: &Value,
+    ) -> anyhow::Result<(u16, Option<String>, Value)> {
+        let r = self
+            .http
+            .post(format!("{}/v3/auth/tokens", self.gateway(g)))
+            .json(body)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let token = r
+            .headers()
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = r.json().await.unwrap_or(Value::Null);
+        Ok((status, token, body))
+    }
+
+    /// A password token for `user` (domain Default) through gateway `g`,
+    /// scoped to project `project` (by name in Default) or unscoped.
+    pub async fn password_token(
+        &self,
+        g: usize,
+        user: &str,
+        password: &str,
+        project: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let scope = match project {
+            Some(p) => json!({"project": {"name": p, "domain": {"name": "Default"}}}),
+            None => json!("unscoped"),
+        };
+        let body = json!({"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": "Default"}, "password": password}}},
+            "scope": scope}});
+        let (status, token, body) = self.auth(g, &body).await?;
+        if status != 201 {
+            bail!("token for {user}: {status} {body}");
+        }
+        token.context("no X-Subject-Token")
+    }
+
+    /// The bootstrap admin's token (project `admin`) through gateway `g`.
+    pub async fn admin_token(&self, g: usize) -> anyhow::Result<String> {
+        self.password_token(g, "admin", &self.admin_password, Some("admin"))
+            .await
+    }
+
+    /// A request through gateway `g` with `token`: (status, JSON body).
+    pub async fn call(
+        &self,
+        g: usize,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.gateway(g)))
+            .header("x-auth-token", token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req.send().await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    }
+}
