@@ -78,7 +78,10 @@ pub async fn run(
     shards: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    anyhow::ensure!((1..=16).contains(&shards), "--shards must be between 1 and 16");
+    anyhow::ensure!(
+        (1..=16).contains(&shards),
+        "--shards must be between 1 and 16"
+    );
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     let password = admin_password(&data)?;
     let gateway_url = format!("http://{listen}");
