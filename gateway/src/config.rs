@@ -193,3 +193,18 @@ mod tests {
         assert!(GatewayConfig::from_toml("[server]\nbogus = 1\n").is_err());
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn documented_example_is_valid() {
+        let c = GatewayConfig::from_toml(include_str!("../../docs/example-gateway.toml")).unwrap();
+        let d = GatewayConfig::default();
+        assert_eq!(c.server, d.server);
+        assert_eq!(c.upstream, d.upstream);
+        assert_eq!(c.validator, d.validator);
+    }
+}
