@@ -4,7 +4,6 @@
 
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use keyfed_directory::Bucket;
 use keyfed_shared::auth::{
     parse_auth_request, DomainRef, Identity, ProjectRef, ScopeRequest, UserRef,
@@ -66,7 +65,16 @@ pub fn validate(state: &Gateway, req: &Incoming) -> Result<Response> {
     let mut response = if req.method == Method::HEAD {
         StatusCode::OK.into_response()
     } else {
-        Json(state.validator.token_body(&claims, !req.flag("nocatalog"))).into_response()
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            state
+                .validator
+                .token_body_bytes(&claims, !req.flag("nocatalog")),
+        )
+            .into_response()
     };
     if let Ok(v) = HeaderValue::from_str(subject) {
         response.headers_mut().insert(SUBJECT_HEADER, v);

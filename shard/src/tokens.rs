@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::state::Shard;
 use keyfed_shared::time::now_micros;
-use keyfed_shared::token::{self, keystone_body, Claims, TokenError};
+use keyfed_shared::token::{self, keystone_body, keystone_body_bytes, Claims, TokenError};
 use serde_json::Value;
 
 impl Shard {
@@ -51,5 +51,10 @@ impl Shard {
     /// The `{"token": {...}}` body Keystone returns for these claims.
     pub fn token_body(&self, claims: &Claims, with_catalog: bool) -> Value {
         keystone_body(claims, &self.global(), with_catalog)
+    }
+
+    /// [`Shard::token_body`] serialized directly (the validation hot path).
+    pub fn token_body_bytes(&self, claims: &Claims, with_catalog: bool) -> Vec<u8> {
+        keystone_body_bytes(claims, &self.global(), with_catalog)
     }
 }

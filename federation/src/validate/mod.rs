@@ -18,7 +18,7 @@ mod tests;
 use std::sync::Arc;
 
 use keyfed_shared::time::now_micros;
-use keyfed_shared::token::{self, keystone_body, Claims, TokenError};
+use keyfed_shared::token::{self, keystone_body, keystone_body_bytes, Claims, TokenError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -164,6 +164,12 @@ impl Validator {
     /// shards': [`keystone_body`]).
     pub fn token_body(&self, claims: &Claims, with_catalog: bool) -> Value {
         keystone_body(claims, &self.view.global(), with_catalog)
+    }
+
+    /// [`Validator::token_body`] serialized directly, without building a
+    /// JSON tree (the validation hot path).
+    pub fn token_body_bytes(&self, claims: &Claims, with_catalog: bool) -> Vec<u8> {
+        keystone_body_bytes(claims, &self.view.global(), with_catalog)
     }
 
     /// Whether validation has what it needs: the view's snapshots are

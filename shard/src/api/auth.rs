@@ -278,7 +278,14 @@ async fn validate(
         return Err(ApiError::forbidden().into());
     }
     let with_catalog = query_flag(&query, "nocatalog") != Some(true);
-    let mut response = Json(state.token_body(&claims, with_catalog)).into_response();
+    let mut response = (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state.token_body_bytes(&claims, with_catalog),
+    )
+        .into_response();
     if let Ok(value) = HeaderValue::from_str(subject) {
         response.headers_mut().insert(SUBJECT_HEADER, value);
     }

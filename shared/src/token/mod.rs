@@ -15,7 +15,7 @@ mod body;
 mod claims;
 mod jws;
 
-pub use body::keystone_body;
+pub use body::{keystone_body, keystone_body_bytes};
 pub use claims::{Claims, Scope};
 pub use jws::{parse, Signer, Unverified, MAX_TOKEN_LEN};
 
