@@ -5,7 +5,7 @@
 //! tenant, places new projects and users, and merges listings across shards.
 //!
 //! Layout: [`config`] the TOML configuration; [`server`] `run` /
-//! `run_with_directory`, the edge middleware and the serve loop; [`state`]
+//! `run_with_directory` and the edge middleware (the serve loop is `keyfed-http`); [`state`]
 //! the shared [`Gateway`] state; [`local`] what the gateway answers alone
 //! (version discovery, health, readiness, metrics); [`dispatch`] reads and
 //! classifies Keystone requests ([`routes`], pure) and hands them to

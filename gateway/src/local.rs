@@ -7,6 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use keyfed_shared::discovery;
 use serde_json::{json, Value};
 
 use crate::state::AppState;
@@ -22,27 +23,16 @@ pub fn routes() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-fn v3_description(state: &AppState) -> Value {
-    json!({
-        "id": "v3.14",
-        "status": "stable",
-        "updated": "2020-04-07T00:00:00Z",
-        "links": [{"rel": "self", "href": format!("{}/v3/", state.public_url)}],
-        "media-types": [{"base": "application/json",
-            "type": "application/vnd.openstack.identity-v3+json"}],
-    })
-}
-
 async fn versions(State(state): State<AppState>) -> Response {
     (
         StatusCode::MULTIPLE_CHOICES,
-        Json(json!({"versions": {"values": [v3_description(&state)]}})),
+        Json(discovery::versions(&state.public_url)),
     )
         .into_response()
 }
 
 async fn v3(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "version": v3_description(&state) }))
+    Json(discovery::version(&state.public_url))
 }
 
 async fn healthz() -> Json<Value> {

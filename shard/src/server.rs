@@ -18,9 +18,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
 use futures::FutureExt;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use keyfed_directory::Directory;
 use keyfed_shared::error::{ApiError, ErrorKind};
 use std::future::Future;
@@ -155,7 +152,8 @@ pub async fn serve_state(
     spawn_pruner(state.clone());
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let max_buf = (state.config.server.max_header_bytes * 4).max(64 * 1024);
-    serve(app(state), listener, shutdown, grace, max_buf).await
+    keyfed_http::serve(app(state), listener, shutdown, grace, max_buf).await;
+    Ok(())
 }
 
 fn spawn_pruner(state: AppState) {
@@ -173,53 +171,4 @@ fn spawn_pruner(state: AppState) {
             }
         }
     });
-}
-
-/// Serves `app` on `listener` (HTTP/1.1) until `shutdown`, then drains.
-pub async fn serve(
-    app: Router,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    grace: Duration,
-    max_buf: usize,
-) -> Result<(), ShardError> {
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .max_buf_size(max_buf);
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            () = &mut shutdown => break,
-        }
-    }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown grace period elapsed with connections still open");
-    }
-    Ok(())
 }

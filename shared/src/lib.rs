@@ -7,11 +7,12 @@
 //! (claims, signing, verification); [`auth`] the `POST /v3/auth/tokens`
 //! request parser; [`revocation`] revocation events and their index;
 //! [`ring`] tenant placement (weighted rendezvous hashing over the shards);
-//! [`time`] timestamps in Keystone's formats; [`global`] the in-memory
+//! [`discovery`] version discovery documents; [`time`] timestamps in Keystone's formats; [`global`] the in-memory
 //! snapshot of global data (domains, roles, catalog); [`federation`] member
 //! records and the directory's keys and values.
 
 pub mod auth;
+pub mod discovery;
 pub mod error;
 pub mod federation;
 pub mod global;
