@@ -28,16 +28,19 @@ pub enum Bucket {
     Memberships,
     /// Global data: domains, roles, regions, services, endpoints.
     Global,
+    /// Short-lived hashed credentials: join tokens and admin call tokens.
+    Credentials,
 }
 
 impl Bucket {
     /// Every bucket, in a fixed order.
-    pub const ALL: [Bucket; 5] = [
+    pub const ALL: [Bucket; 6] = [
         Bucket::Members,
         Bucket::Pins,
         Bucket::Names,
         Bucket::Memberships,
         Bucket::Global,
+        Bucket::Credentials,
     ];
 
     /// The bucket's name inside a namespace (lowercase, stable: it names
@@ -49,6 +52,7 @@ impl Bucket {
             Bucket::Names => "names",
             Bucket::Memberships => "memberships",
             Bucket::Global => "global",
+            Bucket::Credentials => "credentials",
         }
     }
 
@@ -60,6 +64,7 @@ impl Bucket {
             Bucket::Names => 2,
             Bucket::Memberships => 3,
             Bucket::Global => 4,
+            Bucket::Credentials => 5,
         }
     }
 }

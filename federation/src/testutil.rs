@@ -67,6 +67,8 @@ pub(crate) fn member(id: &str, status: MemberStatus) -> Member {
         status,
         kid: format!("{id}.1"),
         public_key: Member::encode_key(&signing_key(id).verifying_key()),
+        certificates: vec![],
+        trusted_until: None,
     }
 }
 

@@ -57,6 +57,8 @@ fn member(id: &str, status: MemberStatus) -> Member {
         status,
         kid: format!("{id}.1"),
         public_key: Member::encode_key(&key),
+        certificates: vec![],
+        trusted_until: None,
     }
 }
 

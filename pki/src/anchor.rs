@@ -12,7 +12,7 @@ use ed25519_dalek::VerifyingKey;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::oid_registry::OID_SIG_ED25519;
-use x509_parser::prelude::{ASN1Time, FromDer};
+use x509_parser::prelude::FromDer;
 
 use crate::error::PkiError;
 use crate::names::{check_shard_id, shard_uri, SHARD_URI_PREFIX};
@@ -25,7 +25,8 @@ pub struct CaCert {
     not_after: i64,
 }
 
-/// A verified signing certificate: who it names and the key it certifies.
+/// A verified signing certificate: who it names, the key it certifies and
+/// when it is valid (cut to the CA's own validity).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignerCert {
     /// The shard it names.
@@ -104,10 +105,6 @@ fn ed25519_key(cert: &X509Certificate<'_>) -> Result<VerifyingKey, PkiError> {
     VerifyingKey::from_bytes(&bytes).map_err(|_| PkiError::rejected("invalid Ed25519 key"))
 }
 
-fn time(secs: i64) -> Result<ASN1Time, PkiError> {
-    ASN1Time::from_timestamp(secs).map_err(|e| PkiError::malformed("time", e))
-}
-
 impl CaCert {
     /// Loads and checks a CA certificate from PEM.
     pub fn from_pem(pem: &str) -> Result<Self, PkiError> {
@@ -158,6 +155,17 @@ impl CaCert {
         shard: &str,
         now: i64,
     ) -> Result<SignerCert, PkiError> {
+        let signer = self.verify_signer_untimed(cert, shard)?;
+        if !(signer.not_before <= now && now <= signer.not_after) {
+            return Err(PkiError::rejected("outside its validity period"));
+        }
+        Ok(signer)
+    }
+
+    /// Every check of [`CaCert::verify_signer`] but time: for callers that
+    /// check the validity window themselves, later and repeatedly. The
+    /// window returned is the certificate's, cut to the CA's.
+    pub fn verify_signer_untimed(&self, cert: &[u8], shard: &str) -> Result<SignerCert, PkiError> {
         check_shard_id(shard)?;
         let ca = parse(&self.der)?;
         let leaf = parse(cert)?;
@@ -166,14 +174,6 @@ impl CaCert {
         }
         leaf.verify_signature(Some(ca.public_key()))
             .map_err(|_| PkiError::rejected("not signed by the federation CA"))?;
-        if !leaf.validity().is_valid_at(time(now)?) {
-            return Err(PkiError::rejected("outside its validity period"));
-        }
-        if !ca.validity().is_valid_at(time(now)?) {
-            return Err(PkiError::rejected(
-                "the federation CA is outside its validity period",
-            ));
-        }
         let bc = leaf
             .basic_constraints()
             .map_err(|e| PkiError::malformed("certificate", e))?;
@@ -196,11 +196,15 @@ impl CaCert {
             )));
         }
         let key = ed25519_key(&leaf)?;
+        let (leaf_v, ca_v) = (leaf.validity(), ca.validity());
         Ok(SignerCert {
             shard: shard.to_owned(),
             key,
-            not_before: leaf.validity().not_before.timestamp(),
-            not_after: leaf.validity().not_after.timestamp(),
+            not_before: leaf_v
+                .not_before
+                .timestamp()
+                .max(ca_v.not_before.timestamp()),
+            not_after: leaf_v.not_after.timestamp().min(ca_v.not_after.timestamp()),
             serial: leaf.raw_serial_as_string(),
         })
     }

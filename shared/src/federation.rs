@@ -47,6 +47,42 @@ pub struct Member {
     pub kid: String,
     /// Its Ed25519 public key, base64url without padding.
     pub public_key: String,
+    /// Its signing certificates, issued under the federation CA. Where the
+    /// federation has a CA, only keys certified here are trusted; several
+    /// entries (each with its own `kid`) let a renewed key and the one it
+    /// replaces verify side by side. Absent in records written before
+    /// certificates existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<MemberCert>,
+    /// For a retired member: unix seconds until which its keys stay trusted
+    /// (its last token's expiry, allow-expired window included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_until: Option<i64>,
+}
+
+/// One signing certificate of a member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberCert {
+    /// The `kid` of tokens signed with the certified key
+    /// (`<member-id>.<serial>`).
+    pub kid: String,
+    /// The X.509 certificate, DER, base64url without padding.
+    pub der: String,
+}
+
+impl MemberCert {
+    /// A certificate entry for `kid` from DER bytes.
+    pub fn new(kid: impl Into<String>, der: &[u8]) -> Self {
+        Self {
+            kid: kid.into(),
+            der: B64.encode(der),
+        }
+    }
+
+    /// The certificate's DER bytes.
+    pub fn der_bytes(&self) -> Option<Vec<u8>> {
+        B64.decode(&self.der).ok()
+    }
 }
 
 impl Member {
@@ -218,9 +254,23 @@ mod tests {
             status: MemberStatus::Active,
             kid: "s1.1".into(),
             public_key: Member::encode_key(&key),
+            certificates: vec![],
+            trusted_until: None,
         };
         assert_eq!(m.verifying_key().unwrap(), key);
         let json = serde_json::to_string(&m).unwrap();
         assert!(json.contains("\"status\":\"active\""));
+        assert!(
+            !json.contains("certificates"),
+            "old readers see old records"
+        );
+        let mut renewed = m.clone();
+        renewed.certificates = vec![
+            MemberCert::new("s1.1", b"der"),
+            MemberCert::new("s1.2", b"new"),
+        ];
+        let back: Member = serde_json::from_str(&serde_json::to_string(&renewed).unwrap()).unwrap();
+        assert_eq!(back, renewed);
+        assert_eq!(back.certificates[1].der_bytes().unwrap(), b"new");
     }
 }

@@ -37,7 +37,7 @@ use crate::kv::Kv;
 #[derive(Clone)]
 pub struct EmbeddedDirectory {
     namespace: String,
-    buckets: [Arc<EmbeddedKv>; 5],
+    buckets: [Arc<EmbeddedKv>; 6],
     revocations: EmbeddedRevocations,
 }
 
@@ -66,6 +66,7 @@ impl EmbeddedDirectory {
             open(Bucket::Names)?,
             open(Bucket::Memberships)?,
             open(Bucket::Global)?,
+            open(Bucket::Credentials)?,
         ];
         let revocations = EmbeddedRevocations::open(
             dir.join("revocations.json"),

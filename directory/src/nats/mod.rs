@@ -53,7 +53,7 @@ const RESUBSCRIBE_INITIAL_DELAY: Duration = Duration::from_millis(50);
 pub struct NatsDirectory {
     namespace: String,
     client: Client,
-    buckets: [Arc<NatsKv>; 5],
+    buckets: [Arc<NatsKv>; 6],
     revocations: NatsRevocations,
 }
 

@@ -2,7 +2,8 @@
 //! directory is unreachable), publish it, then apply the bucket's changes
 //! from the snapshot's revision on. The directory's watch streams bridge
 //! outages themselves; should one end anyway, the follower re-opens it from
-//! the last revision it applied.
+//! the last revision it applied. A table whose content depends on time
+//! (member keys expire) is also republished periodically.
 
 use std::sync::Arc;
 
@@ -77,7 +78,19 @@ pub(crate) async fn follow<T: Table>(
         };
         backoff.reset();
         let mut batches = stream.ready_chunks(MAX_BATCH);
-        while let Some(batch) = batches.next().await {
+        loop {
+            let next = match table.refresh_every() {
+                None => batches.next().await,
+                Some(every) => match tokio::time::timeout(every, batches.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        // Nothing changed, but time did (expiring keys).
+                        table.publish(&shared);
+                        continue;
+                    }
+                },
+            };
+            let Some(batch) = next else { break };
             for change in batch {
                 if change.revision <= revision {
                     continue;

@@ -22,6 +22,9 @@ mod follow;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod trust;
+#[cfg(test)]
+mod trust_tests;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +39,7 @@ use keyfed_shared::ring::Ring;
 use tokio::sync::oneshot;
 
 use self::tables::{GlobalTable, MemberTable, Members, PinTable, Pins, Table};
+pub use self::trust::Trust;
 use crate::error::ViewError;
 use crate::tasks::TaskGuard;
 
@@ -81,6 +85,8 @@ pub(crate) struct Shared {
     pins: ArcSwap<Pins>,
     global: ArcSwap<GlobalData>,
     progress: [Progress; 3],
+    /// What member keys are trusted on.
+    pub(crate) trust: Trust,
 }
 
 impl Shared {
@@ -90,7 +96,7 @@ impl Shared {
             Bucket::Pins => &self.progress[1],
             Bucket::Global => &self.progress[2],
             // Not followed: never asked for by the view's own code.
-            Bucket::Names | Bucket::Memberships => &self.progress[0],
+            Bucket::Names | Bucket::Memberships | Bucket::Credentials => &self.progress[0],
         }
     }
 }
@@ -119,14 +125,26 @@ impl FederationView {
     /// snapshots are retried in the background; only an error that retrying
     /// cannot fix fails the start.
     pub async fn start(dir: Arc<dyn Directory>) -> Result<Arc<Self>, ViewError> {
-        let shared = Arc::new(Shared::default());
+        Self::start_with_trust(dir, Trust::Registry).await
+    }
+
+    /// [`FederationView::start`], trusting member keys by `trust` (see
+    /// [`Trust`]: with a CA, only keys certified by it).
+    pub async fn start_with_trust(
+        dir: Arc<dyn Directory>,
+        trust: Trust,
+    ) -> Result<Arc<Self>, ViewError> {
+        let shared = Arc::new(Shared {
+            trust: trust.clone(),
+            ..Shared::default()
+        });
         let mut followers = TaskGuard::default();
         let firsts = [
             (
                 Bucket::Members,
                 spawn_follower(
                     dir.as_ref(),
-                    MemberTable::default(),
+                    MemberTable::new(trust.clone()),
                     &shared,
                     &mut followers,
                 ),
@@ -224,6 +242,11 @@ impl FederationView {
     /// member not removed (joining, active, retiring or retired).
     pub fn key(&self, kid: &str) -> Option<VerifyingKey> {
         self.shared.members.load().keys.get(kid).copied()
+    }
+
+    /// What member keys are trusted on.
+    pub fn trust(&self) -> &Trust {
+        &self.shared.trust
     }
 
     /// The current global-data snapshot.

@@ -6,13 +6,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use keyfed_directory::Bucket;
 use keyfed_shared::federation::{global_data, GlobalEntity, Member};
 use keyfed_shared::ids::{ProjectId, ShardId, UserId};
 use keyfed_shared::ring::{Ring, MAX_WEIGHT};
+use keyfed_shared::time::now_micros;
 
+use super::trust::{Trust, TrustedKey};
 use super::Shared;
 
 /// A bucket's entries, owned by the task following it.
@@ -28,6 +31,11 @@ pub(crate) trait Table: Send + 'static {
 
     /// Publishes the current entries to readers.
     fn publish(&self, shared: &Shared);
+
+    /// How often to republish with no change (for time-dependent tables).
+    fn refresh_every(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// What readers see of the members bucket: one consistent snapshot.
@@ -43,13 +51,16 @@ pub(crate) struct Members {
 }
 
 /// A member record that passed the checks, with its decoded key.
-struct Valid {
-    member: Member,
-    key: VerifyingKey,
+pub(crate) struct Valid {
+    pub(crate) member: Member,
+    /// Every key the record offers under the trust policy, with its
+    /// validity window (see [`super::trust`]).
+    pub(crate) keys: Vec<TrustedKey>,
 }
 
-/// Decodes and checks a member record stored under `key`.
-fn decode_member(key: &str, value: &[u8]) -> Result<Valid, String> {
+/// Decodes and checks a member record stored under `key`, and works out
+/// the keys it offers under `trust`.
+pub(crate) fn decode_member(key: &str, value: &[u8], trust: &Trust) -> Result<Valid, String> {
     let member: Member = serde_json::from_slice(value).map_err(|e| e.to_string())?;
     if member.id.as_str() != key {
         return Err(format!("record names member {:?}", member.id.as_str()));
@@ -66,17 +77,35 @@ fn decode_member(key: &str, value: &[u8]) -> Result<Valid, String> {
     let verifying = member
         .verifying_key()
         .ok_or_else(|| "public key is not a base64url Ed25519 key".to_owned())?;
-    Ok(Valid {
-        member,
-        key: verifying,
-    })
+    // Under a CA, the record's current kid must be certified (time is
+    // checked when keys are published).
+    let keys = trust.keys(&member, verifying);
+    if !keys.iter().any(|k| k.kid == member.kid) {
+        return Err(format!("no trusted key for kid {:?}", member.kid));
+    }
+    Ok(Valid { member, keys })
 }
 
 /// The members bucket: key `<shard-id>`, value a [`Member`] as JSON.
 #[derive(Default)]
 pub(crate) struct MemberTable {
     entries: HashMap<String, Valid>,
+    trust: Trust,
 }
+
+impl MemberTable {
+    /// An empty table trusting keys by `trust`.
+    pub(crate) fn new(trust: Trust) -> Self {
+        Self {
+            entries: HashMap::new(),
+            trust,
+        }
+    }
+}
+
+/// How often the members table republishes with no change, so that
+/// certificates and retired members' keys drop out when their time ends.
+const KEY_EXPIRY_CHECK: Duration = Duration::from_secs(5);
 
 impl Table for MemberTable {
     const BUCKET: Bucket = Bucket::Members;
@@ -90,7 +119,7 @@ impl Table for MemberTable {
             self.entries.remove(key);
             return;
         };
-        match decode_member(key, value) {
+        match decode_member(key, value, &self.trust) {
             Ok(valid) => {
                 self.entries.insert(key.to_owned(), valid);
             }
@@ -101,6 +130,7 @@ impl Table for MemberTable {
     }
 
     fn publish(&self, shared: &Shared) {
+        let now = now_micros() / 1_000_000;
         let mut active = Vec::new();
         for Valid { member, .. } in self.entries.values() {
             if !member.in_ring() {
@@ -128,11 +158,17 @@ impl Table for MemberTable {
             keys: self
                 .entries
                 .values()
-                .map(|v| (v.member.kid.clone(), v.key))
+                .flat_map(|v| v.keys.iter())
+                .filter(|k| k.valid_at(now))
+                .map(|k| (k.kid.clone(), k.key))
                 .collect(),
             ring,
         };
         shared.members.store(Arc::new(members));
+    }
+
+    fn refresh_every(&self) -> Option<Duration> {
+        Some(KEY_EXPIRY_CHECK)
     }
 }
 
@@ -249,6 +285,10 @@ impl Table for GlobalTable {
 mod tests {
     use super::*;
 
+    fn decode_member_t(key: &str, value: &[u8]) -> Result<Valid, String> {
+        decode_member(key, value, &Trust::Registry)
+    }
+
     #[test]
     fn member_records_are_checked() {
         let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
@@ -260,13 +300,13 @@ mod tests {
             .unwrap_or_default()
         };
         let good = Member::encode_key(&key);
-        assert!(decode_member("s1", &record("s1", "s1.1", good.clone())).is_ok());
-        assert!(decode_member("s1", &record("s2", "s2.1", good.clone())).is_err());
-        assert!(decode_member("s1", &record("s1", "s2.1", good.clone())).is_err());
-        assert!(decode_member("s1", &record("s1", "s1.", good.clone())).is_err());
-        assert!(decode_member("s1", &record("s1", "s10.1", good)).is_err());
-        assert!(decode_member("s1", &record("s1", "s1.1", "AAAA".into())).is_err());
-        assert!(decode_member("s1", b"{").is_err());
+        assert!(decode_member_t("s1", &record("s1", "s1.1", good.clone())).is_ok());
+        assert!(decode_member_t("s1", &record("s2", "s2.1", good.clone())).is_err());
+        assert!(decode_member_t("s1", &record("s1", "s2.1", good.clone())).is_err());
+        assert!(decode_member_t("s1", &record("s1", "s1.", good.clone())).is_err());
+        assert!(decode_member_t("s1", &record("s1", "s10.1", good)).is_err());
+        assert!(decode_member_t("s1", &record("s1", "s1.1", "AAAA".into())).is_err());
+        assert!(decode_member_t("s1", b"{").is_err());
     }
 
     #[test]

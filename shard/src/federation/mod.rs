@@ -107,6 +107,8 @@ impl Federated {
             status: MemberStatus::Active,
             kid: kid.to_owned(),
             public_key: Member::encode_key(key),
+            certificates: vec![],
+            trusted_until: None,
         };
         let record = serde_json::to_vec(&member)
             .map_err(|e| ShardError::Federation(format!("encoding member record: {e}")))?;
