@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod lifecycle;
 pub mod revocations;
 mod tasks;
 pub mod validate;

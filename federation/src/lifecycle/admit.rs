@@ -1,0 +1,113 @@
+//! Admitting a joining shard, done by an issuer member (one configured with
+//! the CA key) on the shard's request: the CSR is checked and a signing
+//! certificate issued, the join token consumed (single use), and the
+//! member recorded as `joining` with its certificate — created only if no
+//! member has that id. Watchers of the members bucket (every gateway and
+//! shard) learn of it from there: that is the announcement.
+
+use bytes::Bytes;
+use keyfed_directory::{Bucket, Directory, DirectoryError};
+use keyfed_pki::{der_to_pem, FederationCa};
+use keyfed_shared::federation::{Member, MemberCert, MemberStatus};
+use keyfed_shared::ids::ShardId;
+use keyfed_shared::ring::MAX_WEIGHT;
+use serde::{Deserialize, Serialize};
+
+use super::{credentials, LifecycleError};
+
+/// What a joining shard sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The id it will have.
+    pub shard_id: String,
+    /// Its CSR (PEM) for its Ed25519 token-signing key, naming `shard_id`.
+    pub csr: String,
+    /// Where gateways and peers will reach it.
+    pub advertise_url: String,
+    /// Its relative share of new tenants.
+    pub weight: u32,
+    /// The join token from `keyfed join-token create`.
+    pub join_token: String,
+}
+
+/// What it gets back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinGrant {
+    /// The `kid` its tokens must carry.
+    pub kid: String,
+    /// Its signing certificate, PEM.
+    pub certificate: String,
+    /// The federation CA certificate, PEM.
+    pub ca_certificate: String,
+    /// The directory namespace of the federation.
+    pub namespace: String,
+}
+
+fn check(req: &JoinRequest) -> Result<(), LifecycleError> {
+    keyfed_pki::names::check_shard_id(&req.shard_id)?;
+    let url = &req.advertise_url;
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048 {
+        return Err(LifecycleError::Invalid(
+            "advertise_url must be an http:// or https:// URL".into(),
+        ));
+    }
+    if !(1..=MAX_WEIGHT).contains(&req.weight) {
+        return Err(LifecycleError::Invalid(format!(
+            "weight must be between 1 and {MAX_WEIGHT}"
+        )));
+    }
+    Ok(())
+}
+
+/// Admits the shard of `req` at `now`, its certificate valid for
+/// `validity_secs`; see the module doc.
+pub async fn admit(
+    dir: &dyn Directory,
+    ca: &FederationCa,
+    req: &JoinRequest,
+    now: i64,
+    validity_secs: i64,
+) -> Result<JoinGrant, LifecycleError> {
+    check(req)?;
+    let members = dir.kv(Bucket::Members);
+    if members.get(&req.shard_id).await?.is_some() {
+        return Err(LifecycleError::Conflict(format!(
+            "a member named {:?} already exists",
+            req.shard_id
+        )));
+    }
+    // Checks the CSR (and issues) before the token is spent.
+    let (der, signer) = ca.issue_verified(&req.csr, &req.shard_id, now, validity_secs)?;
+    credentials::consume_join_token(dir, &req.join_token, now).await?;
+    let kid = format!("{}.1", req.shard_id);
+    let member = Member {
+        id: ShardId::new(&req.shard_id),
+        url: req.advertise_url.trim_end_matches('/').to_owned(),
+        weight: req.weight,
+        status: MemberStatus::Joining,
+        kid: kid.clone(),
+        public_key: Member::encode_key(&signer.key),
+        certificates: vec![MemberCert::new(&kid, &der)],
+        trusted_until: None,
+    };
+    let record = serde_json::to_vec(&member)
+        .map_err(|e| LifecycleError::Invalid(format!("encoding member record: {e}")))?;
+    match members.create(&req.shard_id, Bytes::from(record)).await {
+        Ok(_) => {}
+        Err(DirectoryError::AlreadyExists) => {
+            return Err(LifecycleError::Conflict(format!(
+                "a member named {:?} already exists",
+                req.shard_id
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(shard = %req.shard_id, serial = %signer.serial, "shard admitted as joining");
+    Ok(JoinGrant {
+        kid,
+        certificate: der_to_pem(&der),
+        ca_certificate: ca.cert().pem(),
+        namespace: dir.namespace().to_owned(),
+    })
+}

@@ -1,0 +1,37 @@
+//! Federation lifecycle operations on the directory: short-lived hashed
+//! credentials ([`credentials`]: join tokens, admin call tokens) and the
+//! admission of a joining shard ([`admit`]: token, certificate, `joining`
+//! member record). Used by the administration CLI and by issuer members.
+
+pub mod admit;
+pub mod credentials;
+#[cfg(test)]
+mod tests;
+
+use keyfed_directory::DirectoryError;
+use keyfed_pki::PkiError;
+
+/// Why a lifecycle operation failed. Callers map kinds to answers:
+/// `Refused` → 401 with a generic message, `Invalid` → 400, `Conflict` →
+/// 409, `Directory` → 503.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// The credential presented is not valid (which way is not told).
+    #[error("the token is not valid")]
+    Refused,
+    /// The request is malformed or not acceptable.
+    #[error("{0}")]
+    Invalid(String),
+    /// It conflicts with the directory's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The directory failed.
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
+}
+
+impl From<PkiError> for LifecycleError {
+    fn from(e: PkiError) -> Self {
+        LifecycleError::Invalid(e.to_string())
+    }
+}

@@ -1,0 +1,145 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use keyfed_directory::Bucket;
+use keyfed_pki::join_token::Purpose;
+use keyfed_pki::{pem_to_der, signing_request, FederationCa};
+use keyfed_shared::federation::{Member, MemberStatus};
+use keyfed_shared::ids::ShardId;
+
+use super::admit::{admit, JoinRequest};
+use super::credentials::{check_admin_token, consume_join_token, issue, revoke};
+use super::LifecycleError;
+use crate::testutil::{assert_eventually, embedded, signing_key};
+use crate::view::{FederationView, Trust};
+
+const NOW: i64 = 1_900_000_000;
+
+fn request(id: &str, token: &str) -> JoinRequest {
+    JoinRequest {
+        shard_id: id.into(),
+        csr: signing_request(id, &signing_key(id)).unwrap(),
+        advertise_url: format!("http://{id}.invalid/"),
+        weight: 2,
+        join_token: token.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_join_token_is_single_use_and_expires() {
+    let (_tmp, dir) = embedded();
+    let token = issue(dir.as_ref(), Purpose::Join, NOW, 600).await.unwrap();
+    assert!(matches!(
+        check_admin_token(dir.as_ref(), &token, NOW).await,
+        Err(LifecycleError::Refused)
+    ));
+    consume_join_token(dir.as_ref(), &token, NOW + 10)
+        .await
+        .unwrap();
+    assert!(matches!(
+        consume_join_token(dir.as_ref(), &token, NOW + 11).await,
+        Err(LifecycleError::Refused)
+    ));
+    let late = issue(dir.as_ref(), Purpose::Join, NOW, 600).await.unwrap();
+    assert!(matches!(
+        consume_join_token(dir.as_ref(), &late, NOW + 600).await,
+        Err(LifecycleError::Refused)
+    ));
+    // Issuing prunes the expired record.
+    issue(dir.as_ref(), Purpose::Join, NOW + 601, 600)
+        .await
+        .unwrap();
+    let left = dir.kv(Bucket::Credentials).snapshot("join/").await.unwrap();
+    assert_eq!(left.entries.len(), 1);
+    // Garbage and forged secrets are refused alike.
+    for bad in ["", "garbage", &format!("{}x", &late[..late.len() - 1])] {
+        assert!(matches!(
+            consume_join_token(dir.as_ref(), bad, NOW).await,
+            Err(LifecycleError::Refused)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn of_concurrent_joins_with_one_token_exactly_one_wins() {
+    let (_tmp, dir) = embedded();
+    let token = issue(dir.as_ref(), Purpose::Join, NOW, 600).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (dir, token) = (dir.clone(), token.clone());
+            tokio::spawn(async move { consume_join_token(dir.as_ref(), &token, NOW).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        if t.await.unwrap().is_ok() {
+            wins += 1;
+        }
+    }
+    assert_eq!(wins, 1);
+}
+
+#[tokio::test]
+async fn admin_tokens_verify_until_revoked() {
+    let (_tmp, dir) = embedded();
+    let token = issue(dir.as_ref(), Purpose::Admin, NOW, 60).await.unwrap();
+    check_admin_token(dir.as_ref(), &token, NOW).await.unwrap();
+    check_admin_token(dir.as_ref(), &token, NOW + 1)
+        .await
+        .unwrap();
+    assert!(consume_join_token(dir.as_ref(), &token, NOW).await.is_err());
+    revoke(dir.as_ref(), &token, Purpose::Admin).await.unwrap();
+    assert!(check_admin_token(dir.as_ref(), &token, NOW).await.is_err());
+}
+
+#[tokio::test]
+async fn an_admitted_shard_is_recorded_joining_and_trusted_by_ca_views() {
+    let (_tmp, dir) = embedded();
+    let now = keyfed_shared::time::now_micros() / 1_000_000;
+    let ca = FederationCa::generate("keyfed federation CA", now, 3650 * 86_400).unwrap();
+    let view =
+        FederationView::start_with_trust(dir.clone(), Trust::Ca(Arc::new(ca.cert().clone())))
+            .await
+            .unwrap();
+    let token = issue(dir.as_ref(), Purpose::Join, now, 600).await.unwrap();
+    let grant = admit(dir.as_ref(), &ca, &request("s3", &token), now, 86_400)
+        .await
+        .unwrap();
+    assert_eq!(grant.kid, "s3.1");
+    assert_eq!(grant.ca_certificate, ca.cert().pem());
+    let signer = ca
+        .cert()
+        .verify_signer(&pem_to_der(&grant.certificate).unwrap(), "s3", now)
+        .unwrap();
+    assert_eq!(signer.key, signing_key("s3").verifying_key());
+    let entry = dir.kv(Bucket::Members).get("s3").await.unwrap().unwrap();
+    let member: Member = serde_json::from_slice(&entry.value).unwrap();
+    assert_eq!(member.status, MemberStatus::Joining);
+    assert_eq!(member.url, "http://s3.invalid");
+    assert_eq!(member.weight, 2);
+    assert_eventually!(view.key("s3.1") == Some(signing_key("s3").verifying_key()));
+    assert!(view.ring().is_none(), "joining members take no tenants yet");
+    assert!(view.member(&ShardId::new("s3")).is_some());
+
+    // The token is spent; an existing id is refused before any token is.
+    let again = admit(dir.as_ref(), &ca, &request("s4", &token), now, 86_400).await;
+    assert!(matches!(again, Err(LifecycleError::Refused)), "{again:?}");
+    let fresh = issue(dir.as_ref(), Purpose::Join, now, 600).await.unwrap();
+    let dup = admit(dir.as_ref(), &ca, &request("s3", &fresh), now, 86_400).await;
+    assert!(matches!(dup, Err(LifecycleError::Conflict(_))), "{dup:?}");
+    // A CSR for another shard is refused and does not spend the token.
+    let mut wrong = request("s5", &fresh);
+    wrong.csr = signing_request("s6", &signing_key("s5")).unwrap();
+    let bad = admit(dir.as_ref(), &ca, &wrong, now, 86_400).await;
+    assert!(matches!(bad, Err(LifecycleError::Invalid(_))), "{bad:?}");
+    let mut bad_url = request("s5", &fresh);
+    bad_url.advertise_url = "ftp://x".into();
+    assert!(matches!(
+        admit(dir.as_ref(), &ca, &bad_url, now, 86_400).await,
+        Err(LifecycleError::Invalid(_))
+    ));
+    admit(dir.as_ref(), &ca, &request("s5", &fresh), now, 86_400)
+        .await
+        .unwrap();
+}
