@@ -1,6 +1,7 @@
 //! The `keyfed` binary: parses the command line and config, then hands over
 //! to the library crates. Kept thin on purpose.
 
+mod admin;
 mod dev;
 
 use anyhow::Context;
@@ -40,6 +41,22 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// The federation CA.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+    /// Join tokens, for shards joining the federation.
+    JoinToken {
+        #[command(subcommand)]
+        command: JoinTokenCommand,
+    },
+    /// Show the federation's members: state, weight, certificate expiry.
+    Status {
+        /// A shard config file naming the directory (`[federation]`).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Run a whole federation (a gateway over N shards) in one process on
     /// embedded storage, for trying keyfed out.
     Dev {
@@ -52,6 +69,36 @@ enum Command {
         /// Directory for data (survives restarts).
         #[arg(long, default_value = "./keyfed-dev")]
         data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Create the federation CA: `ca.pem` and `ca-key.pem` (mode 0600) in
+    /// `--dir`. Refuses to overwrite an existing CA.
+    Init {
+        /// Directory to write the CA into.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The CA's common name.
+        #[arg(long, default_value = "keyfed federation CA")]
+        name: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        validity_days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum JoinTokenCommand {
+    /// Print a new single-use join token (only its hash is stored).
+    Create {
+        /// How long it stays valid (e.g. 10m, 1h; at most 24h).
+        #[arg(long, default_value = "10m")]
+        ttl: String,
+        /// A shard config file naming the directory (`[federation]`).
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 
@@ -124,6 +171,24 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {}", config.server.listen))?;
             tracing::info!(addr = %config.server.listen, "gateway listening");
             keyfed_gateway::server::run(config, listener, shutdown_signal()).await?;
+        }
+        Command::Ca {
+            command:
+                CaCommand::Init {
+                    dir,
+                    name,
+                    validity_days,
+                },
+        } => admin::ca_init(&dir, &name, validity_days)?,
+        Command::JoinToken {
+            command: JoinTokenCommand::Create { ttl, config },
+        } => {
+            init_logging("text", "warn");
+            admin::join_token_create(&config, &ttl).await?;
+        }
+        Command::Status { config } => {
+            init_logging("text", "warn");
+            admin::status(&config).await?;
         }
         Command::Dev {
             listen,

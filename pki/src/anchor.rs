@@ -230,3 +230,9 @@ fn shard_names(cert: &X509Certificate<'_>) -> Result<Vec<String>, PkiError> {
         })
         .unwrap_or_default())
 }
+
+/// The end of a certificate's validity (unix seconds), read without any
+/// verification: for display only.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    parse(der).ok().map(|c| c.validity().not_after.timestamp())
+}

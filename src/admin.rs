@@ -1,0 +1,148 @@
+//! Federation administration commands: `keyfed ca init`, `keyfed join-token
+//! create` and `keyfed status`. They act on files (the CA) or on the
+//! directory named by a shard config's `[federation]` section.
+
+use anyhow::Context;
+use keyfed_directory::{Bucket, Directory, EmbeddedDirectory, NatsDirectory};
+use keyfed_federation::lifecycle::credentials;
+use keyfed_pki::join_token::{parse_ttl, Purpose};
+use keyfed_pki::FederationCa;
+use keyfed_shard::config::ShardConfig;
+use keyfed_shared::federation::Member;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Longest join token lifetime accepted: a join token is meant to be used
+/// at once.
+const MAX_JOIN_TTL_SECS: i64 = 24 * 3600;
+
+fn now() -> i64 {
+    keyfed_shared::time::now_micros() / 1_000_000
+}
+
+/// `keyfed ca init`: creates the federation CA in `dir`.
+pub fn ca_init(dir: &Path, name: &str, validity_days: u32) -> anyhow::Result<()> {
+    let ca = FederationCa::init(dir, name, now(), i64::from(validity_days) * 86_400)
+        .with_context(|| format!("creating the federation CA in {}", dir.display()))?;
+    println!(
+        "federation CA created in {}: {} (give it to every member and gateway), {} (mode 0600, issuers only); valid until unix time {}",
+        dir.display(),
+        keyfed_pki::ca::CA_CERT_FILE,
+        keyfed_pki::ca::CA_KEY_FILE,
+        ca.cert().not_after()
+    );
+    Ok(())
+}
+
+/// Opens the directory a shard config names.
+pub async fn open_directory(config: &Path) -> anyhow::Result<Arc<dyn Directory>> {
+    let config = ShardConfig::load(config)?;
+    let federation = config
+        .federation
+        .context("config field `federation`: the config names no directory")?;
+    Ok(match (&federation.nats, &federation.embedded) {
+        (Some(nats), _) => Arc::new(NatsDirectory::connect(nats).await?),
+        (None, Some(embedded)) => Arc::new(EmbeddedDirectory::open(embedded)?),
+        (None, None) => anyhow::bail!("config field `federation`: no directory configured"),
+    })
+}
+
+/// `keyfed join-token create`: prints a single-use join token.
+pub async fn join_token_create(config: &Path, ttl: &str) -> anyhow::Result<()> {
+    let ttl_secs = parse_ttl(ttl)
+        .filter(|s| *s <= MAX_JOIN_TTL_SECS)
+        .with_context(|| format!("--ttl {ttl:?}: give a duration like 10m, at most 24h"))?;
+    let dir = open_directory(config).await?;
+    let token = credentials::issue(dir.as_ref(), Purpose::Join, now(), ttl_secs).await?;
+    println!("{token}");
+    eprintln!("single-use join token, valid for {ttl_secs} s");
+    Ok(())
+}
+
+/// `keyfed status`: the members, their state, weight and certificate
+/// expiry, from the directory.
+pub async fn status(config: &Path) -> anyhow::Result<()> {
+    let dir = open_directory(config).await?;
+    let snapshot = dir.kv(Bucket::Members).snapshot("").await?;
+    println!(
+        "{:<20} {:<9} {:>6}  {:<22} url",
+        "member", "state", "weight", "certificate expiry"
+    );
+    for (key, entry) in snapshot.entries {
+        let Ok(m) = serde_json::from_slice::<Member>(&entry.value) else {
+            println!("{key:<20} (malformed record)");
+            continue;
+        };
+        println!(
+            "{:<20} {:<9} {:>6}  {:<22} {}",
+            m.id.as_str(),
+            format!("{:?}", m.status).to_lowercase(),
+            m.weight,
+            cert_expiry(&m),
+            m.url
+        );
+    }
+    Ok(())
+}
+
+/// The expiry of the certificate of a member's current kid, as text.
+fn cert_expiry(m: &Member) -> String {
+    let Some(cert) = m.certificates.iter().find(|c| c.kid == m.kid) else {
+        return "no certificate".into();
+    };
+    let expiry = cert.der_bytes().and_then(|der| {
+        x509_not_after(&der).and_then(|t| {
+            time::OffsetDateTime::from_unix_timestamp(t)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+        })
+    });
+    expiry.unwrap_or_else(|| "unreadable".into())
+}
+
+fn x509_not_after(der: &[u8]) -> Option<i64> {
+    keyfed_pki::anchor::not_after(der)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn ca_init_refuses_to_overwrite_and_join_tokens_are_stored_hashed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca_dir = tmp.path().join("ca");
+        ca_init(&ca_dir, "test CA", 30).unwrap();
+        let key = std::fs::read(ca_dir.join(keyfed_pki::ca::CA_KEY_FILE)).unwrap();
+        assert!(ca_init(&ca_dir, "again", 30).is_err());
+        assert_eq!(
+            std::fs::read(ca_dir.join(keyfed_pki::ca::CA_KEY_FILE)).unwrap(),
+            key
+        );
+
+        let config = tmp.path().join("shard.toml");
+        let text = format!(
+            "[federation]\nadvertise_url = \"http://127.0.0.1:1\"\n[federation.embedded]\npath = {:?}\n",
+            tmp.path().join("dir")
+        );
+        std::fs::write(&config, text).unwrap();
+        assert!(join_token_create(&config, "2d").await.is_err());
+        assert!(join_token_create(&config, "soon").await.is_err());
+        let dir = open_directory(&config).await.unwrap();
+        let token = credentials::issue(dir.as_ref(), Purpose::Join, now(), 60)
+            .await
+            .unwrap();
+        let stored = dir.kv(Bucket::Credentials).snapshot("join/").await.unwrap();
+        assert_eq!(stored.entries.len(), 1);
+        let secret = token.split_once('.').unwrap().1;
+        assert!(!String::from_utf8_lossy(&stored.entries[0].1.value).contains(secret));
+        credentials::consume_join_token(dir.as_ref(), &token, now())
+            .await
+            .unwrap();
+        status(&config).await.unwrap();
+    }
+}
