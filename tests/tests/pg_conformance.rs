@@ -35,6 +35,18 @@ async fn postgres_store_passes_the_conformance_suite() {
     drop_database(&url).await.unwrap();
 }
 
+#[tokio::test]
+async fn outbox_entries_survive_a_new_store_on_the_same_database() {
+    let url = fresh_database().await.unwrap();
+    let store = PgStore::connect(&url, 2).await.unwrap();
+    let written = conformance::write_pending(&store).await;
+    drop(store);
+    let reopened = PgStore::connect(&url, 2).await.unwrap();
+    conformance::still_pending(&reopened, &written).await;
+    drop(reopened);
+    drop_database(&url).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_are_idempotent_and_race_free() {
     let url = fresh_database().await.unwrap();

@@ -5,7 +5,12 @@
 //!
 //! Every method is one transaction: a write that also revokes tokens (a
 //! password change, disabling or deleting a user or project) stores its
-//! revocation event atomically with the change.
+//! revocation event atomically with the change. Every write that changes a
+//! user's role assignments (a grant, a revocation, and the deletes that
+//! cascade to assignments) also records the user in the **membership
+//! outbox** in the same transaction; the federation's relay reads the
+//! outbox ([`Store::outbox_pending`]) to keep the directory's membership
+//! index in step, and removes what it delivered ([`Store::outbox_remove`]).
 
 pub mod conformance;
 pub mod embedded;
@@ -39,6 +44,21 @@ pub enum StoreError {
 
 /// Result of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A pending entry of the membership outbox: the user's role assignments on
+/// this shard changed since the membership index was last told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// The user whose assignments changed.
+    pub user_id: UserId,
+    /// Bumped by every change for the user. [`Store::outbox_remove`] removes
+    /// the entry only at this version, so a change made while the relay was
+    /// delivering the entry stays pending.
+    pub version: u64,
+    /// Whether the user holds any assignment on this shard, read in the same
+    /// snapshot as `version`.
+    pub holds_assignments: bool,
+}
 
 /// Everything the shard persists. Getters return `Ok(None)`, and updates and
 /// deletes `Ok(false)`, when the entity does not exist.
@@ -137,4 +157,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_revocations(&self, now_secs: i64) -> StoreResult<Vec<RevocationEvent>>;
     /// Deletes events that expired at or before `now_secs`; returns how many.
     async fn prune_revocations(&self, now_secs: i64) -> StoreResult<u64>;
+
+    // --- membership outbox
+    /// Up to `limit` pending outbox entries, lowest version first.
+    async fn outbox_pending(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>>;
+    /// Removes each of `done` that is still at its version; returns how many
+    /// were removed.
+    async fn outbox_remove(&self, done: &[OutboxEntry]) -> StoreResult<u64>;
 }

@@ -8,12 +8,16 @@
 //!
 //! Layout: this file holds [`run_all`] and the fixtures; `identity`
 //! checks domains, projects and users; `roles` roles, implications,
-//! assignments and cascades; `catalog` the catalog and revocation events.
+//! assignments and cascades; `catalog` the catalog and revocation events;
+//! `outbox` the membership outbox.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod catalog;
 mod identity;
+mod outbox;
 mod roles;
+
+pub use outbox::{still_pending, write_pending};
 
 use crate::store::Store;
 use keyfed_shared::ids::{AuditId, DomainId, ProjectId, RoleId, UserId};
@@ -27,6 +31,7 @@ pub async fn run_all(store: &dyn Store) {
     identity::run(store).await;
     roles::run(store).await;
     catalog::run(store).await;
+    outbox::run(store).await;
 }
 
 /// Asserts that a store call failed with the given [`StoreError`] variant.

@@ -2,7 +2,9 @@
 //! same rules, in the same order, as the PostgreSQL schema: uniqueness first
 //! (`Conflict`), then references (`MissingReference`); cascades on delete.
 //! Each function works on a private copy of the state (see `embedded`), so
-//! returning an error part-way leaves nothing behind.
+//! returning an error part-way leaves nothing behind. Every change to
+//! assignments records the users it touched in the membership outbox
+//! (`outbox`), in the same state change.
 
 use super::state::{AssignmentRow, ImpliedRow, ProjectRow, RevocationRow, State, UserRow};
 use super::Outcome;
@@ -92,12 +94,12 @@ impl State {
         self.roles.retain(|k, _| !roles.contains(k));
         self.implied_roles
             .retain(|r| !roles.contains(&r.prior) && !roles.contains(&r.implied));
-        self.assignments.retain(|a| {
-            !users.contains(&a.user_id)
-                && !roles.contains(&a.role_id)
-                && a.domain() != Some(id.as_str())
-                && a.project()
-                    .is_none_or(|p| !projects.contains(&ProjectId::new(p)))
+        self.drop_assignments(|a| {
+            users.contains(&a.user_id)
+                || roles.contains(&a.role_id)
+                || a.domain() == Some(id.as_str())
+                || a.project()
+                    .is_some_and(|p| projects.contains(&ProjectId::new(p)))
         });
         Ok(Outcome::changed(true))
     }
@@ -148,8 +150,7 @@ impl State {
         if self.projects.remove(id).is_none() {
             return Ok(Outcome::unchanged(false));
         }
-        self.assignments
-            .retain(|a| a.project() != Some(id.as_str()));
+        self.drop_assignments(|a| a.project() == Some(id.as_str()));
         self.record(Some(revoke));
         Ok(Outcome::changed(true))
     }
@@ -219,7 +220,7 @@ impl State {
         if self.users.remove(id).is_none() {
             return Ok(Outcome::unchanged(false));
         }
-        self.assignments.retain(|a| a.user_id != *id);
+        self.drop_assignments(|a| a.user_id == *id);
         self.record(Some(revoke));
         Ok(Outcome::changed(true))
     }
@@ -268,7 +269,7 @@ impl State {
         }
         self.implied_roles
             .retain(|r| r.prior != *id && r.implied != *id);
-        self.assignments.retain(|a| a.role_id != *id);
+        self.drop_assignments(|a| a.role_id == *id);
         Ok(Outcome::changed(true))
     }
 
@@ -315,6 +316,7 @@ impl State {
                 return Err(missing("domain not found"));
             }
         }
+        self.note_membership(&row.user_id);
         self.assignments.insert(row);
         Ok(Outcome::changed(true))
     }
@@ -327,6 +329,7 @@ impl State {
         if !self.assignments.remove(&AssignmentRow::from(a)) {
             return Ok(Outcome::unchanged(false));
         }
+        self.note_membership(&a.user_id);
         self.record(Some(revoke));
         Ok(Outcome::changed(true))
     }

@@ -17,6 +17,7 @@
 mod catalog;
 mod file;
 mod identity;
+mod outbox;
 mod state;
 mod store_impl;
 #[cfg(test)]

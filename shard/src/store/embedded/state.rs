@@ -36,6 +36,11 @@ pub(super) struct State {
     pub endpoints: BTreeMap<EndpointId, EndpointRow>,
     /// In insertion order.
     pub revocations: Vec<RevocationRow>,
+    /// The membership outbox: users whose assignments changed, with the
+    /// version of their latest change (see `outbox`).
+    pub membership_outbox: BTreeMap<UserId, u64>,
+    /// The last outbox version handed out.
+    pub outbox_version: u64,
 }
 
 /// A project, with `extra` kept apart.

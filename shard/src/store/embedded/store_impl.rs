@@ -2,7 +2,7 @@
 //! writes hand owned copies of their arguments to [`EmbeddedStore::write`].
 
 use super::EmbeddedStore;
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{OutboxEntry, Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use keyfed_shared::ids::{DomainId, EndpointId, ProjectId, RegionId, RoleId, ServiceId, UserId};
 use keyfed_shared::model::{
@@ -251,5 +251,13 @@ impl Store for EmbeddedStore {
     }
     async fn prune_revocations(&self, now_secs: i64) -> StoreResult<u64> {
         self.write(move |s| s.prune_revocations(now_secs)).await
+    }
+
+    async fn outbox_pending(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        Ok(self.read().outbox_pending(limit))
+    }
+    async fn outbox_remove(&self, done: &[OutboxEntry]) -> StoreResult<u64> {
+        let done = done.to_vec();
+        self.write(move |s| s.outbox_remove(&done)).await
     }
 }

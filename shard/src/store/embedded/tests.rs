@@ -27,6 +27,17 @@ async fn passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn outbox_entries_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        conformance::write_pending(&store).await
+    };
+    let reopened = EmbeddedStore::open(dir.path()).unwrap();
+    conformance::still_pending(&reopened, &written).await;
+}
+
+#[tokio::test]
 async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested").join("store");

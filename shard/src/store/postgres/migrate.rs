@@ -24,11 +24,18 @@ struct Migration {
 
 /// Every migration, in version order. Never edit an applied migration: add a
 /// new file and a new entry.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "membership_outbox",
+        sql: include_str!("../../../migrations/0002_membership_outbox.sql"),
+    },
+];
 
 /// Advisory-lock key serializing migrations in one database ("keyfedmg").
 const LOCK_KEY: i64 = 0x6b65_7966_6564_6d67;

@@ -3,8 +3,10 @@
 //! Layout: `error` maps driver errors to [`StoreError`]s (the only place
 //! that does); `migrate` applies the versioned schema in `migrations/`;
 //! one file per resource group holds its SQL (`domains`, `projects`, `users`,
-//! `roles`, `assignments`, `catalog`, `revocations`); `store_impl` wires them
-//! into the trait.
+//! `roles`, `assignments`, `catalog`, `revocations`, `outbox`); `store_impl`
+//! wires them into the trait. The membership outbox is written by triggers
+//! (migration 2), so every change to assignments records it in its own
+//! transaction, cascades included.
 //!
 //! Every trait method runs as one transaction: single statements run on
 //! their own, multi-statement methods (a change plus its revocation event)
@@ -18,6 +20,7 @@ mod catalog;
 mod domains;
 mod error;
 mod migrate;
+mod outbox;
 mod projects;
 mod revocations;
 mod roles;

@@ -1,7 +1,7 @@
 //! [`Store`] for [`PgStore`]: each method forwards to its resource module.
 
-use super::{assignments, catalog, domains, projects, revocations, roles, users, PgStore};
-use crate::store::{Store, StoreResult};
+use super::{assignments, catalog, domains, outbox, projects, revocations, roles, users, PgStore};
+use crate::store::{OutboxEntry, Store, StoreResult};
 use async_trait::async_trait;
 use keyfed_shared::ids::{DomainId, EndpointId, ProjectId, RegionId, RoleId, ServiceId, UserId};
 use keyfed_shared::model::{
@@ -170,5 +170,12 @@ impl Store for PgStore {
     }
     async fn prune_revocations(&self, now_secs: i64) -> StoreResult<u64> {
         revocations::prune(self, now_secs).await
+    }
+
+    async fn outbox_pending(&self, limit: usize) -> StoreResult<Vec<OutboxEntry>> {
+        outbox::pending(self, limit).await
+    }
+    async fn outbox_remove(&self, done: &[OutboxEntry]) -> StoreResult<u64> {
+        outbox::remove(self, done).await
     }
 }
