@@ -29,6 +29,7 @@ pub fn typical_claims(now_micros: i64, roles: Vec<RoleId>) -> Claims {
             domain_id: DomainId::new("default"),
         },
         roles,
+        shard_set: vec![],
     }
 }
 

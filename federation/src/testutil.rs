@@ -130,5 +130,6 @@ pub(crate) fn claims(project: Option<ProjectId>, issued_at: i64, expires_at: i64
             None => Scope::Unscoped,
         },
         roles: vec![RoleId::new("r-admin")],
+        shard_set: vec![],
     }
 }

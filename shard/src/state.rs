@@ -77,6 +77,7 @@ impl Shard {
                 Federated::join(
                     f,
                     directory,
+                    store.clone(),
                     &config.shard.id,
                     signer.kid(),
                     &signer.verifying_key(),

@@ -116,6 +116,28 @@ pub mod pin_key {
     }
 }
 
+/// Keys and values of the memberships bucket: per user, the shards that
+/// hold the user's role assignments.
+pub mod membership {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// The key of `user`'s entry.
+    pub fn key(user: &UserId) -> String {
+        user.to_string()
+    }
+
+    /// The value: a JSON list of shard ids, sorted, without duplicates.
+    pub fn encode(shards: &BTreeSet<ShardId>) -> Vec<u8> {
+        serde_json::to_vec(shards).unwrap_or_default()
+    }
+
+    /// Decodes a value written by [`encode`].
+    pub fn decode(value: &[u8]) -> Result<BTreeSet<ShardId>, serde_json::Error> {
+        serde_json::from_slice(value)
+    }
+}
+
 /// Keys of the names bucket.
 pub mod name_key {
     use super::*;
@@ -242,6 +264,19 @@ mod tests {
         assert!(GlobalEntity::decode("galaxy/x", b"{}").is_err());
         let g = global_data([d]);
         assert_eq!(g.domain_name(&DomainId::new("default")), "Default");
+    }
+
+    #[test]
+    fn membership_values_are_sorted_json_lists() {
+        let set: std::collections::BTreeSet<ShardId> = ["shard-2", "shard-0"]
+            .into_iter()
+            .map(ShardId::new)
+            .collect();
+        let value = membership::encode(&set);
+        assert_eq!(value, br#"["shard-0","shard-2"]"#);
+        assert_eq!(membership::decode(&value).unwrap(), set);
+        assert!(membership::decode(b"{}").is_err());
+        assert_eq!(membership::key(&UserId::new("u1")), "u1");
     }
 
     #[test]

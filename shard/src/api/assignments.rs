@@ -136,7 +136,9 @@ async fn grant(
         .local_or_stub_user(&UserId::new(user.as_str()), &caller.token)
         .await?;
     let a = assignment(&state, target, &user, &role).await?;
-    state.store.grant(&a).await?;
+    if state.store.grant(&a).await? {
+        state.membership_granted().await;
+    }
     tracing::info!(user = %a.user_id, role = %a.role_id, "role granted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -182,6 +184,7 @@ async fn revoke(
         return Err(ApiError::not_found("role assignment", role.as_str()).into());
     }
     state.apply_revocation(event);
+    state.memberships_changed();
     tracing::info!(user = %a.user_id, role = %a.role_id, "role revoked");
     Ok(StatusCode::NO_CONTENT)
 }

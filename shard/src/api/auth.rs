@@ -21,7 +21,7 @@ use keyfed_shared::ids::{AuditId, DomainId};
 use keyfed_shared::model::{AssignmentFilter, Target, User};
 use keyfed_shared::revocation::RevocationSubject;
 use keyfed_shared::time::now_micros;
-use keyfed_shared::token::{Claims, Scope};
+use keyfed_shared::token::{shard_set_claim, Claims, Scope};
 use serde_json::json;
 
 /// Header naming the token being issued or inspected.
@@ -227,6 +227,7 @@ async fn issue(
         }
         None => now + state.config.tokens.expiration_secs as i64 * 1_000_000,
     };
+    let shard_set = shard_set(&state, &user, &scope, parent.as_ref()).await;
     let claims = Claims {
         user_id: user.id,
         user_name: user.name,
@@ -237,6 +238,7 @@ async fn issue(
         audit_ids,
         scope,
         roles,
+        shard_set,
     };
     let token = state.sign(&claims)?;
     tracing::debug!(user = %claims.user_id, "token issued");
@@ -250,6 +252,24 @@ async fn issue(
         .map_err(|_| Error::Internal("token is not a header value".into()))?;
     response.headers_mut().insert(SUBJECT_HEADER, value);
     Ok(response)
+}
+
+/// The `ss` claim: on an unscoped token from a federated shard, the shards
+/// holding the user's assignments (membership index, the user's home, and
+/// the set of the token it was rescoped from). Scoped tokens need none: they
+/// are good on their own scope only.
+async fn shard_set(
+    state: &AppState,
+    user: &User,
+    scope: &Scope,
+    parent: Option<&Claims>,
+) -> Vec<keyfed_shared::ids::ShardId> {
+    let (Scope::Unscoped, Some(f)) = (scope, &state.federation) else {
+        return Vec::new();
+    };
+    let mut shards = f.shard_set(&user.id).await;
+    shards.extend(parent.iter().flat_map(|p| p.shard_set.iter().cloned()));
+    shard_set_claim(shards)
 }
 
 fn subject_token(headers: &HeaderMap) -> Result<&str> {

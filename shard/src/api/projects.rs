@@ -229,6 +229,7 @@ async fn remove(
         return Err(ApiError::not_found("project", &id).into());
     }
     state.apply_revocation(event);
+    state.memberships_changed();
     tracing::info!(project = %id, "project deleted");
     Ok(StatusCode::NO_CONTENT)
 }

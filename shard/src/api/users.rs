@@ -189,6 +189,7 @@ async fn remove(
         return Err(ApiError::not_found("user", &id).into());
     }
     state.apply_revocation(event);
+    state.memberships_changed();
     tracing::info!(user = %id, "user deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -193,7 +193,12 @@ async fn apply_change(shard: &Shard, key: &str, value: Option<&[u8]>) -> StoreRe
                 Ok(())
             }
         },
-        None => remove(shard.store.as_ref(), key).await,
+        None => {
+            remove(shard.store.as_ref(), key).await?;
+            // Deleting a domain or role may have removed assignments.
+            shard.memberships_changed();
+            Ok(())
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //!
 //! Global data (domains, roles, catalog) lives in the directory: the shard
 //! mirrors it into its store ([`mirror`]) and writes it there (`writes`).
+//! The [`relay`] keeps the directory's membership index (user → shards
+//! holding their assignments) in step with the store's membership outbox.
 //!
 //! Nothing here blocks the shard on NATS: registration and publishing retry
 //! in the background with back-off, and at every start the shard republishes
@@ -13,16 +15,20 @@
 
 pub mod mirror;
 mod placement;
+pub mod relay;
 mod writes;
 
 use crate::config::FederationConfig;
+use crate::store::Store;
 use crate::ShardError;
 use ed25519_dalek::VerifyingKey;
-use keyfed_directory::{Bucket, Directory, EmbeddedDirectory, NatsDirectory};
+use keyfed_directory::{Bucket, Directory, EmbeddedDirectory, Kv, NatsDirectory};
 use keyfed_federation::{FederationView, Revocations};
 use keyfed_shared::federation::{Member, MemberStatus};
-use keyfed_shared::ids::ShardId;
+use keyfed_shared::ids::{ShardId, UserId};
 use keyfed_shared::revocation::{RevocationEvent, TokenFacts};
+use relay::Relay;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -44,6 +50,9 @@ pub struct Federated {
     pub view: Arc<FederationView>,
     /// Revocation events of the whole federation.
     pub revocations: Arc<Revocations>,
+    /// Delivers the store's membership outbox to the membership index.
+    pub relay: Arc<Relay>,
+    memberships: Arc<dyn Kv>,
     outbox: mpsc::UnboundedSender<RevocationEvent>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -87,10 +96,12 @@ where
 impl Federated {
     /// Opens the directory (or uses `directory`, shared with other
     /// components of the same process), registers the member record, starts
-    /// following the federation, and queues `unpublished` revocation events.
+    /// following the federation, queues `unpublished` revocation events, and
+    /// starts relaying `store`'s membership outbox.
     pub async fn join(
         config: &FederationConfig,
         directory: Option<Arc<dyn Directory>>,
+        store: Arc<dyn Store>,
         shard_id: &str,
         kid: &str,
         key: &VerifyingKey,
@@ -143,12 +154,21 @@ impl Federated {
         for event in unpublished {
             let _ = outbox.send(event);
         }
+        let relay = Arc::new(Relay::default());
+        let memberships = directory.kv(Bucket::Memberships);
+        let relaying = tokio::spawn(relay.clone().run(
+            store,
+            memberships.clone(),
+            ShardId::new(shard_id),
+        ));
         Ok(Arc::new(Self {
             directory,
             view,
             revocations,
+            relay,
+            memberships,
             outbox,
-            tasks: vec![register, publisher],
+            tasks: vec![register, publisher, relaying],
         }))
     }
 
@@ -157,6 +177,21 @@ impl Federated {
         if self.outbox.send(event).is_err() {
             tracing::error!("revocation publisher stopped; event kept only locally");
         }
+    }
+
+    /// The shards holding `user`'s assignments according to the membership
+    /// index, plus the user's home shard. When the directory cannot be read
+    /// this is the home shard alone (the gateway then asks the directory
+    /// itself, or every shard).
+    pub async fn shard_set(&self, user: &UserId) -> BTreeSet<ShardId> {
+        let mut shards = relay::shards_of(self.memberships.as_ref(), user)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(user = %user, error = %e, "membership index unavailable");
+                BTreeSet::new()
+            });
+        shards.extend(self.view.home_of_user(user));
+        shards
     }
 
     /// A registered member's verification key.

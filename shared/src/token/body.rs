@@ -200,6 +200,7 @@ mod tests {
             audit_ids: vec![AuditId::new("audit")],
             scope,
             roles: vec![RoleId::new("r-admin"), RoleId::new("r-gone")],
+            shard_set: vec![],
         }
     }
 

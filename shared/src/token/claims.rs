@@ -2,7 +2,7 @@
 //! request; a typical token stays well under 600 bytes.
 
 use super::TokenError;
-use crate::ids::{AuditId, DomainId, ProjectId, RoleId, UserId};
+use crate::ids::{AuditId, DomainId, ProjectId, RoleId, ShardId, UserId};
 use crate::revocation::TokenFacts;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,32 @@ pub struct Claims {
     /// from global data, so the token stays small.
     #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<RoleId>,
+    /// On an unscoped token from a federated shard: the shards holding the
+    /// user's role assignments, and the user's home — a reference to the
+    /// memberships, never their list, so the token stays small however many
+    /// projects the user has. Empty and omitted otherwise, and when the set
+    /// is over [`MAX_SHARD_SET_BYTES`] (readers then ask the directory).
+    /// Tokens without it still parse.
+    #[serde(rename = "ss", default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_set: Vec<ShardId>,
+}
+
+/// The most bytes of shard ids a token's `ss` claim carries: with the JSON
+/// and base64 overhead, about 280 bytes, which keeps a token under 1 KiB.
+pub const MAX_SHARD_SET_BYTES: usize = 192;
+
+/// The `ss` claim for `shards`: sorted and deduplicated, or empty when the
+/// ids together exceed [`MAX_SHARD_SET_BYTES`].
+pub fn shard_set_claim(shards: impl IntoIterator<Item = ShardId>) -> Vec<ShardId> {
+    let mut set: Vec<ShardId> = shards.into_iter().collect();
+    set.sort();
+    set.dedup();
+    let bytes: usize = set.iter().map(|s| s.as_str().len()).sum();
+    if bytes > MAX_SHARD_SET_BYTES {
+        Vec::new()
+    } else {
+        set
+    }
 }
 
 /// A token's scope.

@@ -155,6 +155,7 @@ mod tests {
                 domain_id: DomainId::new("default"),
             },
             roles: vec![RoleId::generate(), RoleId::generate(), RoleId::generate()],
+            shard_set: vec![],
         }
     }
 

@@ -16,7 +16,7 @@ mod claims;
 mod jws;
 
 pub use body::{keystone_body, keystone_body_bytes};
-pub use claims::{Claims, Scope};
+pub use claims::{shard_set_claim, Claims, Scope, MAX_SHARD_SET_BYTES};
 pub use jws::{parse, Signer, Unverified, MAX_TOKEN_LEN};
 
 /// Why a token was rejected. All of these mean 401 to a client.
