@@ -30,5 +30,5 @@ mod testutil;
 
 pub use crate::error::ViewError;
 pub use crate::revocations::Revocations;
-pub use crate::validate::{CacheStats, Validator, ValidatorConfig};
-pub use crate::view::{BucketRevision, FederationView};
+pub use crate::validate::{CacheStats, LookupStats, Valid, Validator, ValidatorConfig};
+pub use crate::view::{BucketRevision, FederationView, MemberLookup};

@@ -8,11 +8,17 @@
 //! it is never returned. When a shard is full, expired entries are swept;
 //! if that frees less than an eighth of the shard, arbitrary entries are
 //! evicted until it does, so a sweep's cost is spread over many inserts.
+//!
+//! An entry also keeps the Keystone bodies rendered for the token (with and
+//! without the catalog), each tagged with the global-data revision it was
+//! rendered from, so that validating a cached token again renders nothing
+//! while global data is unchanged.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use bytes::Bytes;
 use keyfed_shared::token::Claims;
 use sha2::{Digest as _, Sha256};
 
@@ -27,6 +33,21 @@ pub(crate) fn digest(token: &str) -> Digest {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The Keystone bodies rendered for one token, by `with_catalog` (index 0
+/// without, 1 with), each with the global-data revision it reflects.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Bodies(pub(crate) [Option<(u64, Bytes)>; 2]);
+
+impl Bodies {
+    /// The body with or without the catalog, if rendered at `revision`.
+    pub(crate) fn get(&self, with_catalog: bool, revision: u64) -> Option<&Bytes> {
+        match &self.0[usize::from(with_catalog)] {
+            Some((rendered_at, body)) if *rendered_at == revision => Some(body),
+            _ => None,
+        }
+    }
+}
+
 /// A verified token.
 #[derive(Clone, Debug)]
 pub(crate) struct Cached {
@@ -37,6 +58,8 @@ pub(crate) struct Cached {
     pub(crate) key: [u8; 32],
     /// Unix microseconds after which the entry is stale.
     pub(crate) evict_at: i64,
+    /// Bodies rendered for it so far.
+    pub(crate) bodies: Bodies,
 }
 
 type Shard = HashMap<Digest, Cached>;
@@ -109,6 +132,14 @@ impl TokenCache {
         shard.insert(digest, entry);
     }
 
+    /// Keeps `body`, rendered at global-data `revision`, with the entry for
+    /// `digest` (if it is still cached).
+    pub(crate) fn set_body(&self, digest: &Digest, with_catalog: bool, revision: u64, body: Bytes) {
+        if let Some(entry) = self.shard(digest).get_mut(digest) {
+            entry.bodies.0[usize::from(with_catalog)] = Some((revision, body));
+        }
+    }
+
     /// Entries held (stale ones included until swept).
     pub(crate) fn len(&self) -> usize {
         self.shards
@@ -130,6 +161,7 @@ impl TokenCache {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::testutil::claims;
 
@@ -138,6 +170,7 @@ mod tests {
             claims: Arc::new(claims(None, 0, 1)),
             key: [0; 32],
             evict_at,
+            bodies: Bodies::default(),
         }
     }
 
@@ -153,6 +186,21 @@ mod tests {
         assert_eq!(cache.len(), 0);
         cache.insert(d, entry(10), 10);
         assert_eq!(cache.len(), 0, "a stale entry is not stored");
+    }
+
+    #[test]
+    fn bodies_are_kept_per_catalog_flag_and_revision() {
+        let cache = TokenCache::new(100);
+        let d = digest("token");
+        cache.set_body(&d, true, 1, Bytes::from_static(b"lost"));
+        cache.insert(d, entry(10), 0);
+        cache.set_body(&d, true, 3, Bytes::from_static(b"with"));
+        cache.set_body(&d, false, 2, Bytes::from_static(b"without"));
+        let hit = cache.get(&d, 0).unwrap();
+        assert_eq!(hit.bodies.get(true, 3).unwrap().as_ref(), b"with");
+        assert!(hit.bodies.get(true, 4).is_none(), "another revision");
+        assert_eq!(hit.bodies.get(false, 2).unwrap().as_ref(), b"without");
+        assert!(hit.bodies.get(false, 3).is_none());
     }
 
     #[test]

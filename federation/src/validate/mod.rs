@@ -2,27 +2,46 @@
 //!
 //! [`Validator::validate`] does no I/O. In order, cheapest first:
 //! structure ([`keyfed_shared::token::parse`]: garbage is rejected before
-//! any look-up), the signer's key by `kid` from the [`FederationView`] (it
-//! holds every member's key, so an unknown `kid` is rejected at once), the
+//! any look-up), the signer's key by `kid` from the [`FederationView`], the
 //! signature (skipped when the token's digest is in the cache and the
 //! `kid` still maps to the key that verified it), expiry (optionally
 //! extended by the allow-expired window) and revocation. Expiry and
 //! revocation are checked on every call, cached or not: a revocation that
 //! arrives after a token was cached takes effect on its next use. A revoked
 //! token stays cached so that repeating it costs no signature check.
+//!
+//! A `kid` the view does not know may name a shard that joined moments
+//! ago. [`Validator::validate_token`] (async) then looks the member up in
+//! the directory ([`lookup`]: single flight per member, negative cache,
+//! bounded), but only for a token that is well formed, whose `kid` has the
+//! form `<member-id>.<serial>` and whose `exp` — read before verification,
+//! and trusted for nothing else — has not passed; a bad signature from a
+//! known signer never causes a look-up. The synchronous
+//! [`Validator::validate`] rejects unknown signers outright.
+//!
+//! [`Validator::body`] renders the Keystone body of a validated token and
+//! keeps it in the token's cache entry, tagged with the global-data
+//! revision, so a repeated validation renders nothing.
 
 mod cache;
+mod lookup;
+#[cfg(test)]
+mod lookup_tests;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use keyfed_shared::time::now_micros;
 use keyfed_shared::token::{self, keystone_body, keystone_body_bytes, Claims, TokenError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use self::cache::{digest, Cached, TokenCache};
+use self::cache::{digest, Bodies, Cached, Digest, TokenCache};
+pub use self::lookup::LookupStats;
+use self::lookup::{member_of_kid, LookupLimits, Resolved, SignerLookups};
 use crate::revocations::Revocations;
 use crate::view::FederationView;
 
@@ -44,6 +63,16 @@ pub struct ValidatorConfig {
     /// allows expired tokens (Keystone's `allow_expired`), in seconds.
     /// Keystone's default is two days; keep it equal to the shards' setting.
     pub allow_expired_window_secs: u64,
+    /// How long a signer (member) that a directory look-up did not find is
+    /// not looked up again, in milliseconds: a stream of tokens naming an
+    /// unknown signer causes at most one look-up per signer per period.
+    pub unknown_signer_ttl_ms: u64,
+    /// Most unknown signers remembered; beyond it the oldest-looking ones
+    /// are forgotten (bounds memory under tokens naming many signers).
+    pub unknown_signer_capacity: usize,
+    /// Most signers looked up in the directory at once; a validation that
+    /// would start another is rejected without a look-up.
+    pub max_signer_lookups_in_flight: usize,
 }
 
 impl Default for ValidatorConfig {
@@ -52,6 +81,9 @@ impl Default for ValidatorConfig {
             cache_capacity: 100_000,
             cache_max_ttl_secs: 300,
             allow_expired_window_secs: 2 * 24 * 3600,
+            unknown_signer_ttl_ms: 30_000,
+            unknown_signer_capacity: 10_000,
+            max_signer_lookups_in_flight: 64,
         }
     }
 }
@@ -67,10 +99,58 @@ pub struct CacheStats {
     pub entries: usize,
 }
 
+/// A token that passed validation: its claims, and what is needed to
+/// render (or reuse) its body.
+#[derive(Clone, Debug)]
+pub struct Valid {
+    claims: Arc<Claims>,
+    digest: Digest,
+    /// The bodies cached with the token when it was validated.
+    bodies: Bodies,
+}
+
+impl Valid {
+    /// The verified claims.
+    pub fn claims(&self) -> &Arc<Claims> {
+        &self.claims
+    }
+
+    /// The verified claims, owned.
+    pub fn into_claims(self) -> Arc<Claims> {
+        self.claims
+    }
+}
+
+/// Why [`Validator::check_at`] did not validate a token.
+#[derive(Debug)]
+enum Rejected {
+    /// Final.
+    Token(TokenError),
+    /// A well-formed, unexpired token naming this `kid`, which the view
+    /// does not know: worth a directory look-up.
+    UnknownSigner(String),
+}
+
+impl From<TokenError> for Rejected {
+    fn from(error: TokenError) -> Self {
+        Rejected::Token(error)
+    }
+}
+
+impl Rejected {
+    fn into_error(self) -> TokenError {
+        match self {
+            Rejected::Token(error) => error,
+            Rejected::UnknownSigner(_) => TokenError::UnknownSigner,
+        }
+    }
+}
+
 /// Validates tokens offline; see the module doc. Share it behind an `Arc`.
 pub struct Validator {
     view: Arc<FederationView>,
     revocations: Arc<Revocations>,
+    lookups: Arc<SignerLookups>,
     cache: TokenCache,
     max_ttl: i64,
     allow_expired_window: i64,
@@ -104,9 +184,15 @@ impl Validator {
         } else {
             config.cache_capacity
         };
+        let limits = LookupLimits {
+            ttl: Duration::from_millis(config.unknown_signer_ttl_ms),
+            capacity: config.unknown_signer_capacity,
+            max_in_flight: config.max_signer_lookups_in_flight,
+        };
         Self {
             view,
             revocations,
+            lookups: Arc::new(SignerLookups::new(limits)),
             cache: TokenCache::new(capacity),
             max_ttl: micros(config.cache_max_ttl_secs),
             allow_expired_window: micros(config.allow_expired_window_secs),
@@ -115,7 +201,8 @@ impl Validator {
 
     /// Validates `token` now: its claims if it is well formed, signed by a
     /// member's key, not expired (or, when `allow_expired`, expired less
-    /// than the allow-expired window ago) and not revoked.
+    /// than the allow-expired window ago) and not revoked. A signer the
+    /// view does not know is rejected without a look-up.
     pub fn validate(&self, token: &str, allow_expired: bool) -> Result<Arc<Claims>, TokenError> {
         self.validate_at(token, allow_expired, now_micros())
     }
@@ -127,14 +214,59 @@ impl Validator {
         allow_expired: bool,
         now: i64,
     ) -> Result<Arc<Claims>, TokenError> {
+        self.check_at(token, allow_expired, now)
+            .map(Valid::into_claims)
+            .map_err(Rejected::into_error)
+    }
+
+    /// [`Validator::validate`], except that a well-formed, unexpired token
+    /// naming a signer the view does not know causes a bounded directory
+    /// look-up of that signer (see the module doc). A known signer costs
+    /// what [`Validator::validate`] does. Must be called within a Tokio
+    /// runtime.
+    pub async fn validate_token(
+        &self,
+        token: &str,
+        allow_expired: bool,
+    ) -> Result<Valid, TokenError> {
+        let kid = match self.check_at(token, allow_expired, now_micros()) {
+            Ok(valid) => return Ok(valid),
+            Err(Rejected::Token(error)) => return Err(error),
+            Err(Rejected::UnknownSigner(kid)) => kid,
+        };
+        let member = member_of_kid(&kid).ok_or(TokenError::UnknownSigner)?;
+        match self.lookups.resolve(&self.view, member, &kid).await {
+            Resolved::Retry => self
+                .check_at(token, allow_expired, now_micros())
+                .map_err(Rejected::into_error),
+            Resolved::Unknown => Err(TokenError::UnknownSigner),
+        }
+    }
+
+    /// The checks of the module doc at `now` (unix microseconds), with no
+    /// I/O.
+    fn check_at(&self, token: &str, allow_expired: bool, now: i64) -> Result<Valid, Rejected> {
         let unverified = token::parse(token)?;
-        let key = self
-            .view
-            .key(unverified.kid())
-            .ok_or(TokenError::UnknownSigner)?;
+        let grace = if allow_expired {
+            self.allow_expired_window
+        } else {
+            0
+        };
+        let Some(key) = self.view.key(unverified.kid()) else {
+            if member_of_kid(unverified.kid()).is_none() {
+                return Err(TokenError::UnknownSigner.into());
+            }
+            // Not trusted, only used to refuse a look-up for a token that
+            // could not validate anyway.
+            let expires_at = unverified.unverified_expiry()?;
+            if now.saturating_sub(grace) >= expires_at {
+                return Err(TokenError::Expired.into());
+            }
+            return Err(Rejected::UnknownSigner(unverified.kid().to_owned()));
+        };
         let digest = digest(token);
-        let claims = match self.cache.get(&digest, now) {
-            Some(hit) if hit.key == *key.as_bytes() => hit.claims,
+        let (claims, bodies) = match self.cache.get(&digest, now) {
+            Some(hit) if hit.key == *key.as_bytes() => (hit.claims, hit.bodies),
             _ => {
                 let claims = Arc::new(unverified.verify(&key)?);
                 let last_valid = claims.expires_at.saturating_add(self.allow_expired_window);
@@ -142,21 +274,21 @@ impl Validator {
                     claims: claims.clone(),
                     key: *key.as_bytes(),
                     evict_at: last_valid.min(now.saturating_add(self.max_ttl)),
+                    bodies: Bodies::default(),
                 };
                 self.cache.insert(digest, entry, now);
-                claims
+                (claims, Bodies::default())
             }
-        };
-        let grace = if allow_expired {
-            self.allow_expired_window
-        } else {
-            0
         };
         claims.check_time(now.saturating_sub(grace))?;
         if self.revocations.is_revoked(&claims.facts()) {
-            return Err(TokenError::Revoked);
+            return Err(TokenError::Revoked.into());
         }
-        Ok(claims)
+        Ok(Valid {
+            claims,
+            digest,
+            bodies,
+        })
     }
 
     /// The `{"token": {...}}` body Keystone returns for these claims, names
@@ -167,15 +299,34 @@ impl Validator {
     }
 
     /// [`Validator::token_body`] serialized directly, without building a
-    /// JSON tree (the validation hot path).
+    /// JSON tree.
     pub fn token_body_bytes(&self, claims: &Claims, with_catalog: bool) -> Vec<u8> {
         keystone_body_bytes(claims, &self.view.global(), with_catalog)
+    }
+
+    /// The serialized body of a validated token (the validation hot path):
+    /// the one cached with the token if it was rendered from the current
+    /// global data, else rendered now and cached with the token.
+    pub fn body(&self, valid: &Valid, with_catalog: bool) -> Bytes {
+        if let Some(body) = valid.bodies.get(with_catalog, self.view.global_revision()) {
+            return body.clone();
+        }
+        let (revision, global) = self.view.global_with_revision();
+        let body = Bytes::from(keystone_body_bytes(&valid.claims, &global, with_catalog));
+        self.cache
+            .set_body(&valid.digest, with_catalog, revision, body.clone());
+        body
     }
 
     /// Whether validation has what it needs: the view's snapshots are
     /// loaded and the revocation stream is followed.
     pub fn ready(&self) -> bool {
         self.view.ready() && self.revocations.ready()
+    }
+
+    /// The signer look-up counters.
+    pub fn lookup_stats(&self) -> LookupStats {
+        self.lookups.stats()
     }
 
     /// The cache counters.

@@ -175,3 +175,37 @@ async fn the_body_names_global_entities() {
         f.validator.token_body(&claims, false)["token"]["roles"][0]["name"] == "root"
     );
 }
+
+#[tokio::test]
+async fn rendered_bodies_are_reused_until_global_data_changes() {
+    let f = fixture().await;
+    let token = fresh_token(&signer("s1"));
+    let first = f.validator.validate_token(&token, false).await.unwrap();
+    let with = f.validator.body(&first, true);
+    let without = f.validator.body(&first, false);
+    assert_ne!(with, without);
+    assert_eq!(
+        with.as_ref(),
+        f.validator
+            .token_body_bytes(first.claims(), true)
+            .as_slice()
+    );
+    let again = f.validator.validate_token(&token, false).await.unwrap();
+    assert_eq!(
+        f.validator.body(&again, true).as_ptr(),
+        with.as_ptr(),
+        "the cached body is reused, not rendered again"
+    );
+    assert_eq!(f.validator.body(&again, false).as_ptr(), without.as_ptr());
+
+    put_global(f.dir.as_ref(), &role("r-admin", "root")).await;
+    assert_eventually!({
+        let valid = f.validator.validate_token(&token, false).await.unwrap();
+        let body = f.validator.body(&valid, true);
+        body.as_ref()
+            == f.validator
+                .token_body_bytes(valid.claims(), true)
+                .as_slice()
+            && body != with
+    });
+}

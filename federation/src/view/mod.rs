@@ -18,6 +18,7 @@
 //! returns: the view is not [`ready`](FederationView::ready) until every
 //! bucket's first snapshot has loaded, which the followers keep retrying.
 
+mod discovered;
 mod follow;
 mod tables;
 #[cfg(test)]
@@ -31,13 +32,15 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use ed25519_dalek::VerifyingKey;
-use keyfed_directory::{Bucket, Directory};
+use keyfed_directory::{Bucket, Directory, Kv};
 use keyfed_shared::federation::Member;
 use keyfed_shared::global::GlobalData;
 use keyfed_shared::ids::{ProjectId, ShardId, UserId};
 use keyfed_shared::ring::Ring;
 use tokio::sync::oneshot;
 
+use self::discovered::DiscoveredKeys;
+pub use self::discovered::MemberLookup;
 use self::tables::{GlobalTable, MemberTable, Members, PinTable, Pins, Table};
 pub use self::trust::Trust;
 use crate::error::ViewError;
@@ -87,6 +90,8 @@ pub(crate) struct Shared {
     progress: [Progress; 3],
     /// What member keys are trusted on.
     pub(crate) trust: Trust,
+    /// Keys found by direct look-ups, not yet delivered by the watch.
+    discovered: DiscoveredKeys,
 }
 
 impl Shared {
@@ -105,6 +110,8 @@ impl Shared {
 /// any thread; see the module doc.
 pub struct FederationView {
     shared: Arc<Shared>,
+    /// The members bucket, for direct look-ups of one member.
+    members_kv: Arc<dyn Kv>,
     _followers: TaskGuard,
 }
 
@@ -175,6 +182,7 @@ impl FederationView {
         }
         Ok(Arc::new(Self {
             shared,
+            members_kv: dir.kv(Bucket::Members),
             _followers: followers,
         }))
     }
@@ -239,8 +247,18 @@ impl FederationView {
     }
 
     /// The key that verifies tokens whose header names `kid`: the key of a
-    /// member not removed (joining, active, retiring or retired).
+    /// member not removed (joining, active, retiring or retired), or one
+    /// found by [`FederationView::look_up_member`] that the watch has not
+    /// delivered yet.
     pub fn key(&self, kid: &str) -> Option<VerifyingKey> {
+        if let Some(key) = self.shared.members.load().keys.get(kid) {
+            return Some(*key);
+        }
+        if let Some(key) = self.shared.discovered_key(kid) {
+            return Some(key);
+        }
+        // The watch may have caught up (and the discovered key been
+        // dropped) between the two reads above.
         self.shared.members.load().keys.get(kid).copied()
     }
 
@@ -252,6 +270,25 @@ impl FederationView {
     /// The current global-data snapshot.
     pub fn global(&self) -> Arc<GlobalData> {
         self.shared.global.load_full()
+    }
+
+    /// The current global-data snapshot with a revision that changes
+    /// whenever the snapshot does (the global bucket's applied revision).
+    /// The snapshot is at least as new as the revision, so a value derived
+    /// from it and tagged with the revision is never newer than its tag
+    /// says; when the tag no longer matches, derive it again.
+    pub fn global_with_revision(&self) -> (u64, Arc<GlobalData>) {
+        let revision = self.global_revision();
+        (revision, self.shared.global.load_full())
+    }
+
+    /// The global bucket's applied revision (see
+    /// [`FederationView::global_with_revision`]).
+    pub fn global_revision(&self) -> u64 {
+        self.shared
+            .progress(Bucket::Global)
+            .revision
+            .load(Ordering::Acquire)
     }
 
     /// The shared state, for tests that watch the followers stop.

@@ -117,6 +117,23 @@ impl Unverified<'_> {
         &self.kid
     }
 
+    /// The `exp` claim (unix microseconds) read **without** verifying the
+    /// signature: only good for rejecting a token early (before a key
+    /// look-up), never for trusting it. Fails as [`TokenError::Malformed`]
+    /// when the payload is not base64url JSON with an integer `exp`.
+    pub fn unverified_expiry(&self) -> Result<i64, TokenError> {
+        #[derive(Deserialize)]
+        struct Expiry {
+            exp: i64,
+        }
+        let payload = B64
+            .decode(self.payload_b64)
+            .map_err(|_| TokenError::Malformed("payload encoding"))?;
+        serde_json::from_slice::<Expiry>(&payload)
+            .map(|e| e.exp)
+            .map_err(|_| TokenError::Malformed("claims"))
+    }
+
     /// Verifies the signature with `key` and decodes the claims.
     pub fn verify(self, key: &VerifyingKey) -> Result<Claims, TokenError> {
         key.verify_strict(self.signing_input.as_bytes(), &self.signature)
@@ -203,6 +220,24 @@ mod tests {
         for bad in ["", "a", "a.b", "a.b.c.d", "....", &"x".repeat(5000)] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn expiry_is_readable_before_verification() {
+        let signer = Signer::new("s.1", key(1));
+        let c = claims();
+        let token = signer.sign(&c).unwrap();
+        assert_eq!(parse(&token).unwrap().unverified_expiry(), Ok(c.expires_at));
+        let junk = format!(
+            "{}.{}.{}",
+            B64.encode(br#"{"alg":"EdDSA","kid":"s.1"}"#),
+            B64.encode(br#"{"exp":"soon"}"#),
+            B64.encode([0u8; 64])
+        );
+        assert!(matches!(
+            parse(&junk).unwrap().unverified_expiry(),
+            Err(TokenError::Malformed(_))
+        ));
     }
 
     #[test]
