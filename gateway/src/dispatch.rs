@@ -42,8 +42,7 @@ async fn read(state: &Gateway, request: Request) -> Result<Incoming> {
     let headers: HeaderMap = parts.headers;
     Ok(Incoming {
         method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
+        uri: parts.uri,
         headers,
         body,
     })
@@ -51,7 +50,7 @@ async fn read(state: &Gateway, request: Request) -> Result<Incoming> {
 
 async fn answer(state: &Gateway, route: Route, req: &Incoming) -> Result<Response> {
     match route {
-        Route::ValidateToken => auth::validate(state, req),
+        Route::ValidateToken => auth::validate(state, req).await,
         Route::IssueToken => auth::issue(state, req).await,
         Route::RevokeToken => auth::revoke(state, req).await,
         Route::List(listing) => fanout::list(state, req, listing).await,

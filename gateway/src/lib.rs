@@ -12,7 +12,8 @@
 //! [`auth`] (token validation, issue, revocation), [`fanout`] (listings
 //! merged across shards), [`placement`] (create/delete/rename with the
 //! name index) or the plain [`proxy`] (one call to one shard); [`error`] the
-//! one error type, classified into Keystone bodies; [`metrics`] Prometheus.
+//! one error type, classified into Keystone bodies; [`metrics`] Prometheus;
+//! [`request_id`] the `x-openstack-request-id` of each request.
 //!
 //! Dependency direction: `gateway → {federation, directory, shared}`, never
 //! `gateway ↔ shard`.
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod placement;
 pub mod proxy;
 pub mod request;
+pub mod request_id;
 pub mod routes;
 pub mod server;
 pub mod state;

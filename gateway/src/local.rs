@@ -12,6 +12,18 @@ use serde_json::{json, Value};
 
 use crate::state::AppState;
 
+/// The metrics label of a local route, from the path it matched.
+pub fn route_label(matched: &str) -> &'static str {
+    match matched {
+        "/" => "/",
+        "/v3" | "/v3/" => "/v3",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        _ => "local",
+    }
+}
+
 /// The local routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -62,9 +74,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state
-        .metrics
-        .render(state.validator.cache_stats(), &state.view.revisions());
+    let text = state.metrics.render(
+        state.validator.cache_stats(),
+        state.validator.lookup_stats(),
+        &state.view.revisions(),
+    );
     (
         [(
             header::CONTENT_TYPE,

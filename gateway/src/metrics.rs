@@ -12,18 +12,20 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use keyfed_federation::{BucketRevision, CacheStats};
+use keyfed_federation::{BucketRevision, CacheStats, LookupStats};
 
+/// Labels of a request. Routes and methods are static strings (route
+/// templates, never ids), so counting a request allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
-    method: String,
+    route: &'static str,
+    method: &'static str,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
+    route: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,6 +47,9 @@ pub struct Metrics {
     upstream_errors: Family<ShardLabels, Counter>,
     cache_hits: Gauge,
     cache_misses: Gauge,
+    signer_lookups: Gauge,
+    unknown_signer_cache_hits: Gauge,
+    signer_lookups_shed: Gauge,
     directory_revision: Family<BucketLabels, Gauge>,
 }
 
@@ -102,6 +107,24 @@ impl Metrics {
             "Token validations that needed a signature check",
             cache_misses.clone(),
         );
+        let signer_lookups = Gauge::default();
+        registry.register(
+            "signer_lookups",
+            "Directory look-ups of token signers the federation view did not know",
+            signer_lookups.clone(),
+        );
+        let unknown_signer_cache_hits = Gauge::default();
+        registry.register(
+            "unknown_signer_cache_hits",
+            "Tokens rejected from the negative cache of unknown signers, without a look-up",
+            unknown_signer_cache_hits.clone(),
+        );
+        let signer_lookups_shed = Gauge::default();
+        registry.register(
+            "signer_lookups_shed",
+            "Tokens of unknown signers rejected without a look-up: too many look-ups in flight",
+            signer_lookups_shed.clone(),
+        );
         let directory_revision = Family::<BucketLabels, Gauge>::default();
         registry.register(
             "directory_revision",
@@ -116,23 +139,25 @@ impl Metrics {
             upstream_errors,
             cache_hits,
             cache_misses,
+            signer_lookups,
+            unknown_signer_cache_hits,
+            signer_lookups_shed,
             directory_revision,
         }
     }
 
-    /// Counts one finished request.
-    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    /// Counts one finished request. `route` is a route template and
+    /// `method` a [`method_label`].
+    pub fn request(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                method: method.to_owned(),
+                route,
+                method,
                 status,
             })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
+            .get_or_create(&RouteLabels { route })
             .observe(seconds);
     }
 
@@ -154,11 +179,20 @@ impl Metrics {
             .inc();
     }
 
-    /// Renders the text exposition format, with the cache counters and
-    /// directory revisions as of now.
-    pub fn render(&self, cache: CacheStats, revisions: &[BucketRevision]) -> String {
+    /// Renders the text exposition format, with the cache and signer
+    /// look-up counters and directory revisions as of now.
+    pub fn render(
+        &self,
+        cache: CacheStats,
+        lookups: LookupStats,
+        revisions: &[BucketRevision],
+    ) -> String {
         self.cache_hits.set(saturating_i64(cache.hits));
         self.cache_misses.set(saturating_i64(cache.misses));
+        self.signer_lookups.set(saturating_i64(lookups.lookups));
+        self.unknown_signer_cache_hits
+            .set(saturating_i64(lookups.negative_hits));
+        self.signer_lookups_shed.set(saturating_i64(lookups.shed));
         for r in revisions {
             self.directory_revision
                 .get_or_create(&BucketLabels {
@@ -171,6 +205,24 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         out
+    }
+}
+
+/// The metrics label of a method: its name for the standard ones, `other`
+/// for extension methods (so clients cannot mint label values).
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
     }
 }
 

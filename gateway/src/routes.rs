@@ -105,15 +105,25 @@ const ANY_MEMBER: &[&str] = &[
     "OS-SIMPLE-CERT",
 ];
 
+/// Most path segments after `/v3/` that classification looks at: every
+/// pattern below has at most five fixed segments, and the longer ones end
+/// in `..`, so a longer path classifies the same when cut to six.
+const MAX_SEGMENTS: usize = 6;
+
 /// Classifies a request; also returns the metrics label (the route
 /// template, never an id).
 pub fn classify(method: &Method, path: &str) -> (Route, &'static str) {
     let Some(rest) = path.strip_prefix("/v3/") else {
         return (Route::NotFound, "unmatched");
     };
-    let segs: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let mut segs = [""; MAX_SEGMENTS];
+    let mut n = 0;
+    for seg in rest.trim_end_matches('/').split('/').take(MAX_SEGMENTS) {
+        segs[n] = seg;
+        n += 1;
+    }
     let m = method.clone();
-    match segs.as_slice() {
+    match &segs[..n] {
         ["auth", "tokens"] => match m {
             Method::GET | Method::HEAD => (Route::ValidateToken, "/v3/auth/tokens"),
             Method::POST => (Route::IssueToken, "/v3/auth/tokens"),
@@ -243,6 +253,15 @@ mod tests {
         assert_eq!(route(Method::GET, "/v3/groups"), Route::Any);
         assert_eq!(route(Method::GET, "/v3/auth/catalog"), Route::Any);
         assert_eq!(route(Method::GET, "/v3/nonsense"), Route::NotFound);
+        assert_eq!(
+            route(Method::GET, "/v3/projects/p1/users/u1/roles/r1/x/y/z"),
+            Route::Project(ProjectId::new("p1"))
+        );
+        assert_eq!(
+            route(Method::GET, "/v3/auth/tokens/a/b/c/d/e/f"),
+            Route::Any,
+            "a long path under /v3/auth is not token validation"
+        );
         assert_eq!(route(Method::GET, "/v2.0/tenants"), Route::NotFound);
         assert_eq!(
             route(Method::PUT, "/v3/auth/tokens"),

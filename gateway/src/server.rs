@@ -25,6 +25,7 @@ use crate::config::GatewayConfig;
 use crate::dispatch::{dispatch, RouteLabel};
 use crate::error::{api_response, GatewayError, UpstreamFailure};
 use crate::local;
+use crate::metrics::method_label;
 use crate::state::{AppState, Gateway};
 
 /// Header carrying the request id, as Keystone names it.
@@ -78,13 +79,14 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let id_bytes = state.request_ids.next();
+    let request_id = std::str::from_utf8(&id_bytes).unwrap_or("req-");
     let matched = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let method = req.method().clone();
-    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id);
+        .map(|p| local::route_label(p.as_str()));
+    let method = method_label(req.method());
+    let span = tracing::info_span!("request", method, path = %req.uri().path(), request_id);
     let started = Instant::now();
     let header_bytes: usize = req
         .headers()
@@ -109,26 +111,25 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     let route = response
         .extensions()
         .get::<RouteLabel>()
-        .map(|l| l.0.to_owned())
+        .map(|l| l.0)
         .or(matched)
-        .unwrap_or_else(|| "unmatched".to_owned());
-    state.metrics.request(
-        &route,
-        method.as_str(),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+        .unwrap_or("unmatched");
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .request(route, method, status, elapsed.as_secs_f64());
     if let Some(UpstreamFailure(shard)) = response.extensions().get::<UpstreamFailure>() {
         span.in_scope(|| tracing::warn!(%shard, "request failed at a shard"));
     }
     span.in_scope(|| {
         tracing::debug!(
-            status = response.status().as_u16(),
-            elapsed_us = started.elapsed().as_micros() as u64,
+            status,
+            elapsed_us = elapsed.as_micros() as u64,
             "request done"
         )
     });
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_bytes(&id_bytes) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     response

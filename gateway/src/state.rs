@@ -14,6 +14,7 @@ use keyfed_shared::ids::ShardId;
 use crate::config::GatewayConfig;
 use crate::error::{GatewayError, Result};
 use crate::metrics::Metrics;
+use crate::request_id::RequestIds;
 
 /// One gateway replica's state; shared as [`AppState`].
 pub struct Gateway {
@@ -33,6 +34,8 @@ pub struct Gateway {
     pub http: reqwest::Client,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The `x-openstack-request-id` of each request.
+    pub request_ids: RequestIds,
     /// Round-robin cursor for requests any member can answer.
     next_member: AtomicUsize,
 }
@@ -70,6 +73,7 @@ impl Gateway {
             validator,
             http,
             metrics: Metrics::new(),
+            request_ids: RequestIds::new(),
             next_member: AtomicUsize::new(0),
         }))
     }
