@@ -74,23 +74,22 @@ fn key_of(listing: Listing, item: &Value) -> String {
     }
 }
 
-/// Merges the members' lists; see the module doc.
+/// Merges the members' lists; see the module doc. A user is listed from
+/// its home shard only: the copies other shards hold for role grants are
+/// stubs, and outlive the user when its home deletes it.
 fn merge(state: &Gateway, listing: Listing, lists: Vec<(ShardId, Vec<Value>)>) -> Vec<Value> {
     let mut merged: BTreeMap<String, Value> = BTreeMap::new();
     for (shard, items) in lists {
         for item in items {
-            let key = key_of(listing, &item);
-            let from_home = listing == Listing::Users
-                && item["id"]
+            if listing == Listing::Users {
+                let home = item["id"]
                     .as_str()
-                    .and_then(|id| state.view.home_of_user(&UserId::new(id)))
-                    .is_some_and(|home| home == shard);
-            match merged.get(&key) {
-                Some(_) if !from_home => {}
-                _ => {
-                    merged.insert(key, item);
+                    .and_then(|id| state.view.home_of_user(&UserId::new(id)));
+                if home.is_some_and(|home| home != shard) {
+                    continue;
                 }
             }
+            merged.entry(key_of(listing, &item)).or_insert(item);
         }
     }
     let mut items: Vec<Value> = merged.into_values().collect();

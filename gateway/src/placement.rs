@@ -58,19 +58,59 @@ async fn reserve(state: &Gateway, kind: Kind, key: &str, id: &str) -> Result<u64
     }
 }
 
-/// Releases `key` if it still names `id`. Failures are logged: a stale
-/// reservation only blocks the name until an operator removes it.
+/// Releases `key` if it still names `id`. While the directory cannot be
+/// reached, keeps trying in the background (see [`release_later`]).
 async fn release(state: &Gateway, key: &str, id: &str) {
-    let names = state.directory.kv(Bucket::Names);
-    let outcome = match names.get(key).await {
-        Ok(Some(entry)) if entry.value.as_ref() == id.as_bytes() => {
-            names.delete(key, Some(entry.revision)).await.map(drop)
+    if let Err(error) = try_release(state.directory.as_ref(), key, id).await {
+        tracing::warn!(%key, %error, "could not release a name reservation; retrying");
+        release_later(state, key, id);
+    }
+}
+
+/// Releases `key` if it names `id`, in the background, once the directory
+/// answers — and keeps checking a little after that. A reservation whose
+/// call failed with the directory unreachable may still land later (the
+/// NATS client sends writes it buffered once it reconnects), and would
+/// otherwise block the name of an entity that was never created.
+fn release_later(state: &Gateway, key: &str, id: &str) {
+    let (directory, key, id) = (state.directory.clone(), key.to_owned(), id.to_owned());
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + RELEASE_RETRY_FOR;
+        let mut answered = 0;
+        while answered < RELEASE_CHECKS {
+            tokio::time::sleep(RELEASE_RETRY_EVERY).await;
+            match try_release(directory.as_ref(), &key, &id).await {
+                Ok(()) => answered += 1,
+                Err(_) if tokio::time::Instant::now() < deadline => {}
+                Err(error) => {
+                    tracing::warn!(%key, %error, "gave up releasing a name reservation");
+                    return;
+                }
+            }
         }
-        Ok(_) => Ok(()),
-        Err(e) => Err(e),
-    };
-    if let Err(error) = outcome {
-        tracing::warn!(%key, %error, "could not release a name reservation");
+    });
+}
+
+/// How long [`release_later`] keeps trying while the directory is down.
+const RELEASE_RETRY_FOR: Duration = Duration::from_secs(600);
+/// Pause between [`release_later`]'s attempts.
+const RELEASE_RETRY_EVERY: Duration = Duration::from_secs(1);
+/// Answered checks [`release_later`] makes before it stops.
+const RELEASE_CHECKS: u32 = 3;
+
+async fn try_release(
+    directory: &dyn keyfed_directory::Directory,
+    key: &str,
+    id: &str,
+) -> Result<(), DirectoryError> {
+    let names = directory.kv(Bucket::Names);
+    match names.get(key).await? {
+        Some(entry) if entry.value.as_ref() == id.as_bytes() => {
+            names.delete(key, Some(entry.revision)).await?;
+            tracing::info!(%key, "name reservation released");
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 
@@ -120,7 +160,13 @@ pub async fn create(state: &Gateway, req: &Incoming, kind: Kind) -> Result<Respo
     entity.insert("domain_id".into(), json!(domain));
     entity.insert("id".into(), json!(id));
     let key = names_key(kind, &domain, &name);
-    reserve(state, kind, &key, &id).await?;
+    if let Err(e) = reserve(state, kind, &key, &id).await {
+        if matches!(e, GatewayError::Directory(_)) {
+            // The reservation may land later: undo it when it does.
+            release_later(state, &key, &id);
+        }
+        return Err(e);
+    }
     let out = Outgoing::new(Method::POST, req.path_and_query(), &req.headers).json(&body);
     let answer = create_at_owner(state, kind, &id, &out).await;
     if !matches!(&answer, Ok(a) if a.status == StatusCode::CREATED) {
@@ -209,7 +255,12 @@ pub async fn update(state: &Gateway, req: &Incoming, kind: Kind, id: &str) -> Re
         return Ok(state.call(&at, &req.forward()).await?.into_response());
     }
     let new_key = names_key(kind, &domain, &new_name);
-    reserve(state, kind, &new_key, id).await?;
+    if let Err(e) = reserve(state, kind, &new_key, id).await {
+        if matches!(e, GatewayError::Directory(_)) {
+            release_later(state, &new_key, id);
+        }
+        return Err(e);
+    }
     let answer = state.call(&at, &req.forward()).await;
     match &answer {
         Ok(a) if a.status == StatusCode::OK => {
