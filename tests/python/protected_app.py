@@ -3,10 +3,11 @@ OpenStack service would deploy it, for tests/tests/keystonemiddleware.rs.
 
     python protected_app.py IDENTITY_URL PORT
 
-IDENTITY_URL is the shard's base URL (http://127.0.0.1:NNNN); PORT 0 picks a
-free port. The service user is the bootstrap admin (project admin, domain
-Default); its password comes from the KEYFED_SERVICE_PASSWORD environment
-variable, never the command line. Once listening, prints one line
+IDENTITY_URL is the identity server's base URL (a shard or a gateway,
+http://127.0.0.1:NNNN); PORT 0 picks a free port. The service user and its
+project (domain Default) are KEYFED_SERVICE_USER and KEYFED_SERVICE_PROJECT
+(default: the bootstrap admin, project admin); its password comes from the
+KEYFED_SERVICE_PASSWORD environment variable, never the command line. Once listening, prints one line
 "listening on http://127.0.0.1:PORT" to stdout.
 
 Every request that passes auth_token is answered 200 with a JSON body of the
@@ -57,9 +58,9 @@ def main():
         "www_authenticate_uri": identity_url,
         "auth_url": identity_url,
         "auth_type": "password",
-        "username": "admin",
+        "username": os.environ.get("KEYFED_SERVICE_USER", "admin"),
         "password": os.environ["KEYFED_SERVICE_PASSWORD"],
-        "project_name": "admin",
+        "project_name": os.environ.get("KEYFED_SERVICE_PROJECT", "admin"),
         "user_domain_name": "Default",
         "project_domain_name": "Default",
         "region_name": "RegionOne",

@@ -2,6 +2,10 @@
 //! (each on a fresh PostgreSQL database, `TestShard::start_with`) and one or
 //! more gateways on real sockets running `keyfed_gateway::run`. Each
 //! gateway gets its own thread and runtime, like the shards.
+//!
+//! For tests that reach inside the processes (their metrics, a shard's
+//! store, a directory client next to them). End-to-end scenarios run the
+//! real binary instead: [`crate::cluster`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

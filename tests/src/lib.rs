@@ -1,5 +1,19 @@
-//! placeholder
+//! keyfed's end-to-end test harness.
+//!
+//! - [`cluster`]: a federation of real processes — `nats-server`, `keyfed
+//!   shard` on fresh PostgreSQL databases, `keyfed gateway` — configured by
+//!   TOML files, with shards and NATS that can be stopped and restarted.
+//! - [`shard`]: one in-process shard on a real socket (standalone or
+//!   federated), for tests that need no processes.
+//! - [`keystone`]: a client for one Keystone endpoint (shard or gateway).
+//! - [`cli_suite`]: the `openstack` CLI suite, run against a shard and
+//!   against the gateway.
+//! - [`python`]: the Python clients (`openstack` CLI, keystonemiddleware).
+//! - [`pg`]: throwaway PostgreSQL databases.
+pub mod cli_suite;
+pub mod cluster;
 pub mod gateway;
+pub mod keystone;
 pub mod pg;
 pub mod python;
 pub mod shard;

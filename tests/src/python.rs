@@ -185,8 +185,8 @@ pub fn tail_of(path: &Path, max_bytes: usize) -> String {
 }
 
 /// `tests/python/protected_app.py`: a WSGI service behind
-/// keystonemiddleware's `auth_token`, using the shard's bootstrap admin as
-/// its service user. Killed on drop.
+/// keystonemiddleware's `auth_token`, with a service user of domain
+/// `Default` (by default the bootstrap admin). Killed on drop.
 pub struct ProtectedService {
     /// Base URL of the service, e.g. `http://127.0.0.1:40125`.
     pub url: String,
@@ -200,8 +200,20 @@ impl ProtectedService {
     const START_TIMEOUT: Duration = Duration::from_secs(60);
 
     /// Starts the service in front of the identity server at `identity_url`
-    /// (unversioned base URL) and waits until it listens.
+    /// (unversioned base URL), with the bootstrap admin (project `admin`) as
+    /// its service user, and waits until it listens.
     pub async fn start(identity_url: &str, service_password: &str) -> anyhow::Result<Self> {
+        Self::start_as(identity_url, "admin", service_password, "admin").await
+    }
+
+    /// [`ProtectedService::start`] with another service user, authenticating
+    /// on `project` (both of domain `Default`).
+    pub async fn start_as(
+        identity_url: &str,
+        user: &str,
+        password: &str,
+        project: &str,
+    ) -> anyhow::Result<Self> {
         use tokio::io::AsyncBufReadExt;
 
         let venv = PyVenv::locate()?;
@@ -212,7 +224,9 @@ impl ProtectedService {
             .arg(&script)
             .arg(identity_url)
             .arg("0")
-            .env("KEYFED_SERVICE_PASSWORD", service_password)
+            .env("KEYFED_SERVICE_USER", user)
+            .env("KEYFED_SERVICE_PROJECT", project)
+            .env("KEYFED_SERVICE_PASSWORD", password)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log)?)

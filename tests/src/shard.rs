@@ -6,13 +6,14 @@
 //! use any runtime flavour, or drive it from a child process without
 //! starving it. Dropping the [`TestShard`] shuts it down.
 
+use crate::keystone::Keystone;
+pub use crate::keystone::Token;
 use crate::python::OpenStack;
 use anyhow::{bail, Context};
 use keyfed_shard::config::{
     BootstrapConfig, PasswordConfig, ServerConfig, ShardConfig, StorageConfig, StorageKind,
     TokenConfig,
 };
-use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -28,22 +29,10 @@ pub struct TestShard {
     pub admin_password: String,
     /// The libpq connection string of this shard's database.
     pub database: String,
-    http: reqwest::Client,
+    keystone: Keystone,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
-}
-
-/// A token issued through `POST /v3/auth/tokens`.
-#[derive(Clone, Debug)]
-pub struct Token {
-    /// The `X-Subject-Token` value.
-    pub id: String,
-    pub user_id: String,
-    /// Set for a project-scoped token.
-    pub project_id: Option<String>,
-    /// The whole response body (`{"token": {...}}`).
-    pub body: Value,
 }
 
 impl TestShard {
@@ -120,13 +109,12 @@ impl TestShard {
                 outcome
             })?;
 
+        let keystone = Keystone::new(url.clone(), admin_password.clone())?;
         let mut shard = Self {
             url,
             admin_password,
             database,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()?,
+            keystone,
             shutdown: Some(shutdown),
             server: None,
             _dir: dir,
@@ -142,7 +130,7 @@ impl TestShard {
                 bail!("the shard stopped during start-up without an error");
             }
             let health = shard
-                .http
+                .http()
                 .get(format!("{}/healthz", shard.url))
                 .send()
                 .await;
@@ -161,33 +149,19 @@ impl TestShard {
         }
     }
 
-    /// The `OS_*` variables of the bootstrap admin, scoped to project `admin`.
-    pub fn os_env(&self) -> Vec<(String, String)> {
-        self.os_env_for("admin", &self.admin_password, "admin")
+    /// The endpoint as the real-client suites drive it.
+    pub fn keystone(&self) -> &Keystone {
+        &self.keystone
     }
 
-    /// The `OS_*` variables of a user of domain `Default`, scoped to a project
-    /// of domain `Default`.
-    pub fn os_env_for(&self, user: &str, password: &str, project: &str) -> Vec<(String, String)> {
-        [
-            ("OS_AUTH_URL", format!("{}/v3", self.url)),
-            ("OS_USERNAME", user.to_owned()),
-            ("OS_PASSWORD", password.to_owned()),
-            ("OS_PROJECT_NAME", project.to_owned()),
-            ("OS_USER_DOMAIN_NAME", "Default".to_owned()),
-            ("OS_PROJECT_DOMAIN_NAME", "Default".to_owned()),
-            ("OS_IDENTITY_API_VERSION", "3".to_owned()),
-            ("OS_INTERFACE", "public".to_owned()),
-            ("OS_REGION_NAME", "RegionOne".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+    /// The `OS_*` variables of the bootstrap admin, scoped to project `admin`.
+    pub fn os_env(&self) -> Vec<(String, String)> {
+        self.keystone.os_env()
     }
 
     /// The `openstack` CLI as the bootstrap admin.
     pub fn openstack(&self) -> anyhow::Result<OpenStack> {
-        OpenStack::new(self.os_env())
+        self.keystone.openstack()
     }
 
     /// The `openstack` CLI as another user (domain `Default`).
@@ -197,58 +171,23 @@ impl TestShard {
         password: &str,
         project: &str,
     ) -> anyhow::Result<OpenStack> {
-        OpenStack::new(self.os_env_for(user, password, project))
+        self.keystone.openstack_as(user, password, project)
     }
 
     /// An HTTP client with a per-request timeout.
     pub fn http(&self) -> &reqwest::Client {
-        &self.http
+        self.keystone.http()
     }
 
     /// Issues a project-scoped token by password (user and project of
     /// domain `Default`).
     pub async fn token(&self, user: &str, password: &str, project: &str) -> anyhow::Result<Token> {
-        let request = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": user, "domain": {"name": "Default"}, "password": password,
-            }}},
-            "scope": {"project": {"name": project, "domain": {"name": "Default"}}},
-        }});
-        let response = self
-            .http
-            .post(format!("{}/v3/auth/tokens", self.url))
-            .json(&request)
-            .send()
-            .await?;
-        let status = response.status();
-        let id = response
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let text = response.text().await?;
-        if status != reqwest::StatusCode::CREATED {
-            bail!("POST /v3/auth/tokens as {user} on {project}: {status}: {text}");
-        }
-        let id = id.context("POST /v3/auth/tokens answered without X-Subject-Token")?;
-        let body: Value = serde_json::from_str(&text)
-            .with_context(|| format!("POST /v3/auth/tokens answered non-JSON: {text}"))?;
-        let user_id = body["token"]["user"]["id"]
-            .as_str()
-            .with_context(|| format!("token without user.id: {body}"))?
-            .to_owned();
-        let project_id = body["token"]["project"]["id"].as_str().map(str::to_owned);
-        Ok(Token {
-            id,
-            user_id,
-            project_id,
-            body,
-        })
+        self.keystone.token(user, password, project).await
     }
 
     /// A token of the bootstrap admin, scoped to project `admin`.
     pub async fn admin_token(&self) -> anyhow::Result<Token> {
-        self.token("admin", &self.admin_password, "admin").await
+        self.keystone.admin_token().await
     }
 
     /// `GET /v3/auth/tokens` validating `subject` with `auth`; returns the
@@ -258,14 +197,7 @@ impl TestShard {
         auth: &str,
         subject: &str,
     ) -> anyhow::Result<(reqwest::StatusCode, String)> {
-        let response = self
-            .http
-            .get(format!("{}/v3/auth/tokens", self.url))
-            .header("X-Auth-Token", auth)
-            .header("X-Subject-Token", subject)
-            .send()
-            .await?;
-        Ok((response.status(), response.text().await?))
+        self.keystone.validate_token(auth, subject).await
     }
 }
 

@@ -1,19 +1,23 @@
-//! The gateway in front of three federated shards: token issue, placement
-//! of new projects, cross-shard grants and rescoping, fan-out listings, a
-//! second gateway seeing the first one's writes at once, revocation
-//! reaching the gateway's validator, and errors answered without any
-//! upstream call.
+//! Two gateway processes in front of three shard processes (each on its own
+//! PostgreSQL database) over a real nats-server: token issue, placement of
+//! new projects, a user with roles on projects on three shards logging in
+//! once at gateway A and rescoping to each at A and at B (and the
+//! `openstack` CLI doing the same), a project created through gateway A
+//! usable at once through B, fan-out listings, revocation reaching the
+//! gateway's validator, and errors answered without any upstream call.
+//!
+//! Needs `KEYFED_TEST_PG`, `KEYFED_PYVENV`, a nats-server and the `keyfed`
+//! binary: run through `scripts/test`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use keyfed_shared::ids::ProjectId;
-use keyfed_tests::gateway::TestFederation;
+use keyfed_tests::cluster::Cluster;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-async fn create_project(f: &TestFederation, g: usize, token: &str, name: &str) -> String {
+async fn create_project(f: &Cluster, g: usize, token: &str, name: &str) -> String {
     let (status, body) = f
         .call(
             g,
@@ -30,7 +34,12 @@ async fn create_project(f: &TestFederation, g: usize, token: &str, name: &str) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_endpoint_in_front_of_three_shards() {
-    let f = TestFederation::start_with(3, 2).await.unwrap();
+    let f = Cluster::builder()
+        .shards(3)
+        .gateways(2)
+        .start()
+        .await
+        .unwrap();
     let admin = f.admin_token(0).await.unwrap();
 
     // Version discovery points at the gateway.
@@ -54,11 +63,11 @@ async fn one_endpoint_in_front_of_three_shards() {
     for i in 0..30 {
         let id = create_project(&f, 0, &admin, &format!("tenant-{i}")).await;
         assert_eq!(id.len(), 32);
-        let owner = f.view.owner_of_project(&ProjectId::new(&id)).unwrap();
+        let owner = f.owner_of_project(&id).unwrap();
         // The owning shard has it.
-        let shard = f.shard(owner.as_str()).unwrap();
-        let r = shard
-            .http()
+        let shard = f.shard(&owner).unwrap();
+        let r = f
+            .http
             .get(format!("{}/v3/projects/{id}", shard.url))
             .header("x-auth-token", &admin)
             .send()
@@ -124,37 +133,46 @@ async fn one_endpoint_in_front_of_three_shards() {
         assert_eq!(status, 204, "grant on {id} ({owner}): {body}");
     }
 
-    // Log in once, rescope to each project by token.
+    // Log in once at gateway A; rescope to each project by token, at A and
+    // at B; each scoped token validates at both gateways.
     let unscoped = f
         .password_token(0, "alice", "alice-secret", None)
         .await
         .unwrap();
     for (id, owner) in &projects {
-        let (status, token, body) = f
-            .auth(
-                0,
-                &json!({"auth": {
-                "identity": {"methods": ["token"], "token": {"id": unscoped}},
-                "scope": {"project": {"id": id}}}}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, 201, "rescope to {id} on {owner}: {body}");
-        assert_eq!(body["token"]["project"]["id"], id.as_str());
-        assert!(token.is_some());
+        for g in [0, 1] {
+            let (status, token, body) = f.rescope(g, &unscoped, id).await.unwrap();
+            assert_eq!(
+                status, 201,
+                "rescope to {id} on {owner} at gateway {g}: {body}"
+            );
+            assert_eq!(body["token"]["project"]["id"], id.as_str());
+            let token = token.unwrap();
+            for v in [0, 1] {
+                assert_eq!(f.validate(v, &admin, &token).await.unwrap(), 200);
+            }
+        }
     }
-    // Password straight to a project on another shard than alice's home.
-    for (id, _) in &projects {
+    // Password straight to a project on another shard than alice's home:
+    // the `openstack` CLI through gateway B.
+    let gateway_b = f.keystone(1).unwrap();
+    for (id, owner) in &projects {
         let (_, b) = f
             .call(0, Method::GET, &format!("/v3/projects/{id}"), &admin, None)
             .await
             .unwrap();
         let name = b["project"]["name"].as_str().unwrap().to_owned();
-        let token = f
-            .password_token(0, "alice", "alice-secret", Some(&name))
+        let token = gateway_b
+            .openstack_as("alice", "alice-secret", &name)
+            .unwrap()
+            .json(&["token", "issue"])
             .await
             .unwrap();
-        assert!(!token.is_empty());
+        assert_eq!(
+            token["project_id"].as_str(),
+            Some(id.as_str()),
+            "{name} on {owner}: {token}"
+        );
     }
 
     // Fan-out listings.
@@ -221,7 +239,12 @@ async fn one_endpoint_in_front_of_three_shards() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_and_local_errors() {
-    let f = TestFederation::start(2).await.unwrap();
+    let f = Cluster::builder()
+        .shards(2)
+        .gateways(1)
+        .start()
+        .await
+        .unwrap();
     let admin = f.admin_token(0).await.unwrap();
     let subject = f.admin_token(0).await.unwrap();
     let validate = |token: String| {
@@ -242,9 +265,8 @@ async fn revocation_and_local_errors() {
     assert_eq!(validate(subject.clone()).await, 200);
 
     // (d) Garbage and malformed input: Keystone errors, no upstream call.
-    let gw = &f.gateways[0];
-    let before = gw
-        .metric_sum("keyfed_gateway_upstream_requests_total")
+    let before = f
+        .metric_sum(0, "keyfed_gateway_upstream_requests_total")
         .await
         .unwrap();
     assert_eq!(validate("garbage".into()).await, 404);
@@ -314,16 +336,16 @@ async fn revocation_and_local_errors() {
         .await
         .unwrap();
     assert_eq!(status, 404, "{body}");
-    let after = gw
-        .metric_sum("keyfed_gateway_upstream_requests_total")
+    let after = f
+        .metric_sum(0, "keyfed_gateway_upstream_requests_total")
         .await
         .unwrap();
     assert_eq!(before, after, "no request may reach a shard");
 
     // (c) A token revoked on a shard fails through the gateway within 1 s.
     let shard0 = f.shard("shard-0").unwrap();
-    let r = shard0
-        .http()
+    let r = f
+        .http
         .delete(format!("{}/v3/auth/tokens", shard0.url))
         .header("x-auth-token", &admin)
         .header("x-subject-token", &subject)

@@ -6,24 +6,9 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Builds (if needed) and locates the `keyfed` binary of this workspace.
-fn keyfed_binary() -> anyhow::Result<PathBuf> {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--bin", "keyfed"])
-        .current_dir(&workspace)
-        .status()
-        .context("running cargo build --bin keyfed")?;
-    anyhow::ensure!(status.success(), "cargo build --bin keyfed failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    Ok(target.join("debug").join("keyfed"))
-}
 
 struct Dev {
     child: Child,
@@ -46,7 +31,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts `keyfed dev` and reads its `export` lines.
-fn start_dev(bin: &PathBuf, port: u16, data: &std::path::Path) -> anyhow::Result<Dev> {
+fn start_dev(bin: &Path, port: u16, data: &std::path::Path) -> anyhow::Result<Dev> {
     let mut child = Command::new(bin)
         .args(["dev", "--listen", &format!("127.0.0.1:{port}"), "--data"])
         .arg(data)
@@ -104,7 +89,7 @@ async fn login(http: &reqwest::Client, env: &HashMap<String, String>) -> anyhow:
 
 #[tokio::test]
 async fn dev_prints_working_credentials_and_keeps_data() {
-    let bin = keyfed_binary().unwrap();
+    let bin = keyfed_tests::cluster::keyfed_binary().unwrap();
     let data = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     let port = free_port();
