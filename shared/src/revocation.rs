@@ -7,7 +7,9 @@
 
 use crate::ids::{AuditId, DomainId, ProjectId, UserId};
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 /// One revocation: a subject and a cut-off time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,8 +22,9 @@ pub struct RevocationEvent {
     pub expires_at: i64,
 }
 
-/// What a revocation event matches.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a revocation event matches. It hashes as its [`SubjectRef`], so
+/// the index can be probed with borrowed ids.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RevocationSubject {
     AuditId(AuditId),
@@ -31,6 +34,71 @@ pub enum RevocationSubject {
     UserOnProject(UserId, ProjectId),
     /// Tokens of users in, or scoped to, a domain (the domain disabled).
     Domain(DomainId),
+}
+
+/// A [`RevocationSubject`] made of borrowed ids: what the check probes the
+/// index with, so a check allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum SubjectRef<'a> {
+    AuditId(&'a str),
+    User(&'a str),
+    Project(&'a str),
+    UserOnProject(&'a str, &'a str),
+    Domain(&'a str),
+}
+
+/// Anything that reads as a [`SubjectRef`]; the index's keys borrow as
+/// `dyn Subject`, the standard way to look a map up by a borrowed
+/// composite key.
+trait Subject {
+    fn subject(&self) -> SubjectRef<'_>;
+}
+
+impl Subject for RevocationSubject {
+    fn subject(&self) -> SubjectRef<'_> {
+        match self {
+            RevocationSubject::AuditId(a) => SubjectRef::AuditId(a.as_str()),
+            RevocationSubject::User(u) => SubjectRef::User(u.as_str()),
+            RevocationSubject::Project(p) => SubjectRef::Project(p.as_str()),
+            RevocationSubject::UserOnProject(u, p) => {
+                SubjectRef::UserOnProject(u.as_str(), p.as_str())
+            }
+            RevocationSubject::Domain(d) => SubjectRef::Domain(d.as_str()),
+        }
+    }
+}
+
+impl Subject for SubjectRef<'_> {
+    fn subject(&self) -> SubjectRef<'_> {
+        *self
+    }
+}
+
+impl<'a> Borrow<dyn Subject + 'a> for RevocationSubject {
+    fn borrow(&self) -> &(dyn Subject + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn Subject + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.subject().hash(state);
+    }
+}
+
+impl PartialEq for dyn Subject + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.subject() == other.subject()
+    }
+}
+
+impl Eq for dyn Subject + '_ {}
+
+impl Hash for RevocationSubject {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash exactly as `dyn Subject` does (the `Borrow` contract).
+        self.subject().hash(state);
+    }
 }
 
 /// What a token exposes to the revocation check.
@@ -85,28 +153,29 @@ impl RevocationIndex {
         self.cutoffs.is_empty()
     }
 
-    /// Whether a token with these facts is revoked.
+    /// Whether a token with these facts is revoked. Allocates nothing.
     pub fn is_revoked(&self, t: &TokenFacts<'_>) -> bool {
-        let hit = |s: RevocationSubject| {
+        if self.cutoffs.is_empty() {
+            return false;
+        }
+        let hit = |s: SubjectRef<'_>| {
             self.cutoffs
-                .get(&s)
+                .get(&s as &dyn Subject)
                 .is_some_and(|(before, _)| t.issued_at < *before)
         };
+        let user = t.user_id.as_str();
         t.audit_ids
             .iter()
-            .any(|a| hit(RevocationSubject::AuditId(a.clone())))
-            || hit(RevocationSubject::User(t.user_id.clone()))
+            .any(|a| hit(SubjectRef::AuditId(a.as_str())))
+            || hit(SubjectRef::User(user))
             || t.project_id.is_some_and(|p| {
-                hit(RevocationSubject::Project(p.clone()))
-                    || hit(RevocationSubject::UserOnProject(
-                        t.user_id.clone(),
-                        p.clone(),
-                    ))
+                hit(SubjectRef::Project(p.as_str()))
+                    || hit(SubjectRef::UserOnProject(user, p.as_str()))
             })
             || t.domain_ids
                 .iter()
                 .flatten()
-                .any(|d| hit(RevocationSubject::Domain((*d).clone())))
+                .any(|d| hit(SubjectRef::Domain(d.as_str())))
     }
 }
 
@@ -136,6 +205,41 @@ mod tests {
         assert!(idx.is_revoked(&facts(&audit, &user, 99)));
         assert!(!idx.is_revoked(&facts(&audit, &user, 100)));
         assert!(!idx.is_revoked(&facts(&audit, &UserId::new("v"), 99)));
+    }
+
+    #[test]
+    fn every_subject_kind_is_found_by_borrowed_ids() {
+        let (user, project, domain) = (UserId::new("u"), ProjectId::new("p"), DomainId::new("d"));
+        let audit = [AuditId::new("a")];
+        let token = TokenFacts {
+            audit_ids: &audit,
+            user_id: &user,
+            project_id: Some(&project),
+            domain_ids: [None, Some(&domain)],
+            issued_at: 5,
+        };
+        let subjects = [
+            RevocationSubject::AuditId(AuditId::new("a")),
+            RevocationSubject::User(user.clone()),
+            RevocationSubject::Project(project.clone()),
+            RevocationSubject::UserOnProject(user.clone(), project.clone()),
+            RevocationSubject::Domain(domain.clone()),
+        ];
+        for subject in subjects {
+            let event = |subject| RevocationEvent {
+                subject,
+                issued_before: 10,
+                expires_at: 10,
+            };
+            let idx = RevocationIndex::from_events([event(subject.clone())]);
+            assert!(idx.is_revoked(&token), "{subject:?}");
+            // The same ids under another kind do not match.
+            let other = match subject {
+                RevocationSubject::User(_) => RevocationSubject::Project(ProjectId::new("u")),
+                _ => RevocationSubject::User(UserId::new("p")),
+            };
+            assert!(!RevocationIndex::from_events([event(other)]).is_revoked(&token));
+        }
     }
 
     #[test]
