@@ -1,0 +1,608 @@
+//! A federation of real processes, run the way an operator runs one: its
+//! own `nats-server` (on a free port, so a test can stop and restart it), N
+//! `keyfed shard` processes, each on its own fresh PostgreSQL database, and
+//! M `keyfed gateway` processes, all configured by TOML files written to a
+//! temporary directory.
+//!
+//! ```no_run
+//! # async fn f() -> anyhow::Result<()> {
+//! use keyfed_tests::cluster::Cluster;
+//! let mut cluster = Cluster::builder().shards(3).gateways(2).start().await?;
+//! let admin = cluster.admin_token(0).await?;
+//! cluster.kill_shard(1);
+//! cluster.restart_shard(1).await?;
+//! cluster.stop_nats();
+//! cluster.restart_nats()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Start-up: `keyfed bootstrap --config shard-0.toml` creates the admin
+//! (shard-0's config also keeps its `[bootstrap]` section, so a restart
+//! re-runs it idempotently, as documented for operators), then the shards
+//! start, then — once every shard is registered in the directory and trusts
+//! every other's key — the gateways. The catalog's identity endpoint is
+//! gateway 0, as an operator registers it. Each process's stdout and stderr
+//! go to `<name>.log` in the temporary directory; a failed start reports the
+//! log's tail, and a test that panics prints every process's tail and keeps
+//! the directory (and the databases) for inspection. Dropping the cluster
+//! kills the processes and drops the databases.
+//!
+//! The binary is `$KEYFED_BIN`, else `keyfed` in the directory of the
+//! running test executable's profile (`target/<profile>/keyfed`), which
+//! `scripts/test` builds before the suite (`cargo build --bin keyfed`).
+//!
+//! Here: start-up, configs, stopping and restarting; `process.rs`: the
+//! binary, ports, child processes and their logs; `client.rs`: requests
+//! through the gateways.
+
+mod client;
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use keyfed_directory::testing::NatsServer;
+use keyfed_directory::{NatsConfig, NatsDirectory};
+use keyfed_federation::FederationView;
+use keyfed_shared::ids::ProjectId;
+
+use crate::keystone::Keystone;
+use process::{free_port, Process, READY_TIMEOUT};
+pub use process::{keyfed_binary, KEYFED_BIN_ENV};
+
+/// The upstream request timeout the gateways are configured with.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// The upstream connect timeout the gateways are configured with.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The bound on every directory call (`timeout_ms` of `[*.nats]`).
+pub const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long `keyfed bootstrap` may run.
+const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A TOML basic string.
+fn toml_str(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A `keyfed shard` process.
+pub struct ShardProcess {
+    /// The shard id, `shard-<i>`.
+    pub id: String,
+    /// Base URL (no trailing slash); the same across restarts.
+    pub url: String,
+    /// The libpq connection string of its database.
+    pub database: String,
+    /// Its config file.
+    pub config: PathBuf,
+    process: Process,
+}
+
+/// A `keyfed gateway` process.
+pub struct GatewayProcess {
+    /// Base URL (no trailing slash).
+    pub url: String,
+    /// Its config file.
+    pub config: PathBuf,
+    process: Process,
+}
+
+/// What to start; see [`Cluster::builder`].
+#[derive(Clone, Debug)]
+pub struct ClusterBuilder {
+    shards: usize,
+    gateways: usize,
+}
+
+impl ClusterBuilder {
+    /// Number of shard processes (default 3).
+    pub fn shards(mut self, n: usize) -> Self {
+        self.shards = n;
+        self
+    }
+
+    /// Number of gateway processes (default 1).
+    pub fn gateways(mut self, n: usize) -> Self {
+        self.gateways = n;
+        self
+    }
+
+    /// Starts everything and waits until it is ready.
+    pub async fn start(self) -> anyhow::Result<Cluster> {
+        Cluster::start(self).await
+    }
+}
+
+/// NATS, shard processes and gateway processes.
+pub struct Cluster {
+    /// The shards, `shard-0` …
+    pub shards: Vec<ShardProcess>,
+    /// The gateways.
+    pub gateways: Vec<GatewayProcess>,
+    /// The harness's own view of the directory (to check placement).
+    pub view: Arc<FederationView>,
+    /// The bootstrap admin's password (user `admin`, project `admin`, on
+    /// `shard-0`).
+    pub admin_password: String,
+    /// The directory settings every process uses.
+    pub directory: NatsConfig,
+    /// A client with a per-request timeout.
+    pub http: reqwest::Client,
+    binary: PathBuf,
+    nats: NatsServer,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// A builder: `Cluster::builder().shards(3).gateways(2).start()`.
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder {
+            shards: 3,
+            gateways: 1,
+        }
+    }
+
+    async fn start(spec: ClusterBuilder) -> anyhow::Result<Self> {
+        anyhow::ensure!(spec.shards >= 1, "a cluster needs at least one shard");
+        let binary = keyfed_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix("keyfed-cluster")
+            .tempdir()?;
+        let nats = NatsServer::start().context("starting nats-server")?;
+        let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let directory = NatsConfig {
+            namespace,
+            timeout_ms: DIRECTORY_TIMEOUT.as_millis() as u64,
+            reconnect_max_delay_ms: 500,
+            ..NatsConfig::new(nats.url())
+        };
+        let mut cluster = Self {
+            shards: Vec::new(),
+            gateways: Vec::new(),
+            view: FederationView::start(Arc::new(NatsDirectory::connect(&directory).await?))
+                .await?,
+            admin_password: uuid::Uuid::new_v4().simple().to_string(),
+            directory,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            binary,
+            nats,
+            dir: Some(dir),
+        };
+
+        // Gateway ports first: gateway 0 is the catalog's identity endpoint.
+        let gateway_urls: Vec<String> = (0..spec.gateways)
+            .map(|_| Ok(format!("http://127.0.0.1:{}", free_port()?)))
+            .collect::<anyhow::Result<_>>()?;
+        let identity = gateway_urls.first().cloned();
+
+        for i in 0..spec.shards {
+            let database = crate::pg::fresh_database()
+                .await
+                .with_context(|| format!("creating shard-{i}'s database"))?;
+            let id = format!("shard-{i}");
+            let config = cluster.dir()?.join(format!("{id}.toml"));
+            let process = Process::new(
+                &id,
+                &cluster.binary,
+                &["shard", "--config", &config.to_string_lossy()],
+                cluster.dir()?,
+            );
+            cluster.shards.push(ShardProcess {
+                id,
+                url: String::new(),
+                database,
+                config,
+                process,
+            });
+        }
+        for i in 0..spec.shards {
+            let port = free_port()?;
+            cluster.write_shard_config(i, port, identity.as_deref())?;
+        }
+
+        // The operator's first step: bootstrap, then run.
+        cluster.bootstrap().await?;
+        for i in 0..spec.shards {
+            cluster.shards[i].process.spawn()?;
+        }
+        for i in 0..spec.shards {
+            cluster.wait_shard_ready(i, identity.as_deref()).await?;
+        }
+        cluster.wait_federated().await?;
+
+        for (i, url) in gateway_urls.into_iter().enumerate() {
+            let config = cluster.dir()?.join(format!("gateway-{i}.toml"));
+            cluster.write_gateway_config(&config, &url)?;
+            let mut process = Process::new(
+                &format!("gateway-{i}"),
+                &cluster.binary,
+                &["gateway", "--config", &config.to_string_lossy()],
+                cluster.dir()?,
+            );
+            process.spawn()?;
+            cluster.gateways.push(GatewayProcess {
+                url,
+                config,
+                process,
+            });
+        }
+        let http = cluster.http.clone();
+        for g in &mut cluster.gateways {
+            let url = g.url.clone();
+            g.process.wait_ready(&http, &url).await?;
+        }
+        // Every gateway validates the admin's token before tests start.
+        if !cluster.gateways.is_empty() {
+            let admin = cluster.admin_token(0).await?;
+            for g in 0..cluster.gateways.len() {
+                cluster
+                    .wait_for(
+                        Duration::from_secs(20),
+                        "the gateway to trust shard-0",
+                        || {
+                            let admin = admin.clone();
+                            let c = &cluster;
+                            async move { c.validate(g, &admin, &admin).await.ok() == Some(200) }
+                        },
+                    )
+                    .await?;
+            }
+        }
+        Ok(cluster)
+    }
+
+    fn dir(&self) -> anyhow::Result<&Path> {
+        Ok(self
+            .dir
+            .as_ref()
+            .context("the cluster is shut down")?
+            .path())
+    }
+
+    fn nats_section(&self) -> String {
+        let d = &self.directory;
+        format!(
+            "url = {}\nnamespace = {}\ntimeout_ms = {}\nreconnect_max_delay_ms = {}\n",
+            toml_str(&d.url),
+            toml_str(&d.namespace),
+            d.timeout_ms,
+            d.reconnect_max_delay_ms
+        )
+    }
+
+    /// Writes shard `i`'s config for `port`; shard-0's carries the
+    /// bootstrap section, with `identity` as the catalog's identity URL.
+    fn write_shard_config(
+        &mut self,
+        i: usize,
+        port: u16,
+        identity: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let url = format!("http://127.0.0.1:{port}");
+        let key = self.dir()?.join(format!("shard-{i}-signing-key.pem"));
+        let shard = &self.shards[i];
+        let mut text = format!(
+            "# Written by keyfed-tests (tests/src/cluster.rs).\n\
+             [server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = {url_s}\nshutdown_grace_secs = 1\n\n\
+             [shard]\nid = {id}\n\n\
+             [storage]\nkind = \"postgres\"\nurl = {db}\npool_size = 4\n\n\
+             [tokens]\nsigning_key_file = {key}\n\n\
+             # Cheap hashes: tests verify behaviour, not hashing cost.\n\
+             [password]\nmemory_kib = 64\niterations = 1\nparallelism = 1\nmax_concurrent = 4\n\n\
+             [log]\nlevel = \"info\"\n\n",
+            url_s = toml_str(&url),
+            id = toml_str(&shard.id),
+            db = toml_str(&shard.database),
+            key = toml_str(&key.to_string_lossy()),
+        );
+        if i == 0 {
+            text.push_str(&format!(
+                "[bootstrap]\nadmin_password = {}\n",
+                toml_str(&self.admin_password)
+            ));
+            if let Some(gateway) = identity {
+                let endpoint = toml_str(&format!("{gateway}/v3/"));
+                text.push_str(&format!(
+                    "public_url = {endpoint}\ninternal_url = {endpoint}\nadmin_url = {endpoint}\n"
+                ));
+            }
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "[federation]\nadvertise_url = {}\nweight = 1\n\n[federation.nats]\n{}",
+            toml_str(&url),
+            self.nats_section()
+        ));
+        keyfed_shard::config::ShardConfig::from_toml_str(&text)
+            .with_context(|| format!("the harness wrote a bad config for shard-{i}:\n{text}"))?;
+        std::fs::write(&self.shards[i].config, text)?;
+        self.shards[i].url = url;
+        Ok(())
+    }
+
+    fn write_gateway_config(&self, path: &Path, url: &str) -> anyhow::Result<()> {
+        let listen = url.trim_start_matches("http://");
+        let text = format!(
+            "# Written by keyfed-tests (tests/src/cluster.rs).\n\
+             [server]\nlisten = {listen}\npublic_url = {url}\nshutdown_grace_secs = 1\n\n\
+             [directory.nats]\n{nats}\n\
+             [upstream]\nrequest_timeout_ms = {request}\nconnect_timeout_ms = {connect}\n",
+            listen = toml_str(listen),
+            url = toml_str(url),
+            nats = self.nats_section(),
+            request = UPSTREAM_TIMEOUT.as_millis(),
+            connect = CONNECT_TIMEOUT.as_millis(),
+        );
+        keyfed_gateway::config::GatewayConfig::from_toml(&text)
+            .with_context(|| format!("the harness wrote a bad gateway config:\n{text}"))?;
+        std::fs::write(path, text)?;
+        Ok(())
+    }
+
+    /// `keyfed bootstrap --config shard-0.toml`, to completion.
+    async fn bootstrap(&mut self) -> anyhow::Result<()> {
+        let config = self.shards[0].config.to_string_lossy().into_owned();
+        let mut process = Process::new(
+            "bootstrap",
+            &self.binary,
+            &["bootstrap", "--config", &config],
+            self.dir()?,
+        );
+        process.spawn()?;
+        let deadline = Instant::now() + BOOTSTRAP_TIMEOUT;
+        loop {
+            if let Some(status) = process.exited() {
+                process.child = None;
+                if !status.success() {
+                    bail!(
+                        "keyfed bootstrap failed ({status}); its log ends:\n{}",
+                        process.tail()
+                    );
+                }
+                let log = std::fs::read_to_string(&process.log).unwrap_or_default();
+                if !log.contains("bootstrap complete") {
+                    bail!("keyfed bootstrap did not report completion:\n{log}");
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "keyfed bootstrap still running after {BOOTSTRAP_TIMEOUT:?}; its log ends:\n{}",
+                    process.tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for shard `i`; if it could not bind its port (taken since it
+    /// was picked), moves it to another one, before it ever registered.
+    async fn wait_shard_ready(&mut self, i: usize, identity: Option<&str>) -> anyhow::Result<()> {
+        let http = self.http.clone();
+        for _ in 0..3 {
+            let url = self.shards[i].url.clone();
+            match self.shards[i].process.wait_ready(&http, &url).await {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if self.shards[i]
+                        .process
+                        .tail()
+                        .contains("Address already in use") =>
+                {
+                    eprintln!("{}: port taken, trying another: {e:#}", self.shards[i].id);
+                    let port = free_port()?;
+                    self.write_shard_config(i, port, identity)?;
+                    self.shards[i].process.spawn()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        bail!("{} found no free port", self.shards[i].id)
+    }
+
+    /// Waits until every shard is a member, the ring covers them all, and
+    /// every shard trusts every member's key.
+    async fn wait_federated(&self) -> anyhow::Result<()> {
+        let n = self.shards.len();
+        self.wait_for(
+            Duration::from_secs(20),
+            "every shard to register",
+            || async { self.view.members().len() == n && self.view.ring().is_some() },
+        )
+        .await?;
+        let shard0 = Keystone::new(self.shards[0].url.clone(), self.admin_password.clone())?;
+        let admin = shard0.admin_token().await?.id;
+        for shard in &self.shards {
+            let client = Keystone::new(shard.url.clone(), self.admin_password.clone())?;
+            self.wait_for(
+                Duration::from_secs(20),
+                &format!("{} to trust shard-0's key", shard.id),
+                || async {
+                    matches!(client.validate_token(&admin, &admin).await,
+                             Ok((s, _)) if s == reqwest::StatusCode::OK)
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Polls `check` every 20 ms until it holds; an error after `limit`.
+    /// Returns how long it took.
+    pub async fn wait_for<F, Fut>(
+        &self,
+        limit: Duration,
+        what: &str,
+        check: F,
+    ) -> anyhow::Result<Duration>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        eventually(limit, what, check).await
+    }
+
+    /// Kills shard `i` (SIGKILL, as a crash): its port stops answering.
+    pub fn kill_shard(&mut self, i: usize) {
+        self.shards[i].process.kill();
+    }
+
+    /// Starts shard `i` again — same config, database and port — and waits
+    /// until it is ready.
+    pub async fn restart_shard(&mut self, i: usize) -> anyhow::Result<()> {
+        let http = self.http.clone();
+        let shard = &mut self.shards[i];
+        shard.process.spawn()?;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let url = shard.url.clone();
+            match shard.process.wait_ready(&http, &url).await {
+                Ok(()) => return Ok(()),
+                // The killed process's socket may linger a moment.
+                Err(_)
+                    if shard.process.tail().contains("Address already in use")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    shard.process.spawn()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Kills nats-server (its JetStream store stays).
+    pub fn stop_nats(&mut self) {
+        self.nats.stop();
+    }
+
+    /// Starts nats-server again on the same port and store.
+    pub fn restart_nats(&mut self) -> anyhow::Result<()> {
+        self.nats.restart().context("restarting nats-server")
+    }
+
+    /// The URL of gateway `g`.
+    pub fn gateway(&self, g: usize) -> &str {
+        &self.gateways[g].url
+    }
+
+    /// Gateway `g` as a Keystone endpoint (for the real-client suites).
+    pub fn keystone(&self, g: usize) -> anyhow::Result<Keystone> {
+        Keystone::new(self.gateway(g), self.admin_password.clone())
+    }
+
+    /// The shard with id `shard-<i>`.
+    pub fn shard(&self, id: &str) -> Option<&ShardProcess> {
+        self.shards.iter().find(|s| s.id == id)
+    }
+
+    /// The id of the shard owning `project`, by the directory.
+    pub fn owner_of_project(&self, project: &str) -> anyhow::Result<String> {
+        self.view
+            .owner_of_project(&ProjectId::new(project))
+            .map(|s| s.to_string())
+            .with_context(|| format!("no owner for project {project}"))
+    }
+
+    /// The tail of every process's log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        let processes = self
+            .shards
+            .iter()
+            .map(|s| &s.process)
+            .chain(self.gateways.iter().map(|g| &g.process));
+        for p in processes {
+            out.push_str(&format!(
+                "---- {} ({}):\n{}\n",
+                p.name,
+                p.log.display(),
+                p.tail()
+            ));
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    /// Kills the processes and drops the databases — unless the test is
+    /// panicking: then it prints each log's tail and leaves the logs and
+    /// databases for inspection.
+    fn drop(&mut self) {
+        for g in &mut self.gateways {
+            g.process.kill();
+        }
+        for s in &mut self.shards {
+            s.process.kill();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "==== keyfed-tests: the cluster's logs ====\n{}",
+                self.logs()
+            );
+            if let Some(dir) = self.dir.take() {
+                eprintln!("logs and configs left in {}", dir.keep().display());
+            }
+            for s in &self.shards {
+                eprintln!("{}'s database left for inspection: {}", s.id, s.database);
+            }
+            return;
+        }
+        let databases: Vec<String> = self.shards.iter().map(|s| s.database.clone()).collect();
+        // Drop may run inside the test's runtime, which cannot block on
+        // another future: use a thread with its own runtime.
+        let dropped = std::thread::spawn(move || -> anyhow::Result<()> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                for db in &databases {
+                    crate::pg::drop_database(db).await?;
+                }
+                Ok(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop a cluster database: {e:#}");
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it holds; an error naming `what` after
+/// `limit`. Returns how long it took.
+pub async fn eventually<F, Fut>(
+    limit: Duration,
+    what: &str,
+    mut check: F,
+) -> anyhow::Result<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            bail!("waited {limit:?} for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
