@@ -12,6 +12,39 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 /// Longest `kid` accepted.
 const MAX_KID_LEN: usize = 128;
 
+/// Longest encoded header accepted: 192 bytes decoded, room for the
+/// longest `kid` (parsing decodes the header on the stack).
+const MAX_HEADER_B64_LEN: usize = 256;
+
+/// A `kid`, held inline so that parsing allocates nothing.
+#[derive(Clone, Copy)]
+struct Kid {
+    bytes: [u8; MAX_KID_LEN],
+    len: usize,
+}
+
+impl Kid {
+    fn new(kid: &str) -> Self {
+        let mut bytes = [0u8; MAX_KID_LEN];
+        bytes[..kid.len()].copy_from_slice(kid.as_bytes());
+        Self {
+            bytes,
+            len: kid.len(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Copied whole from a `&str`, so always UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Kid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Header<'a> {
     alg: &'a str,
@@ -68,14 +101,14 @@ impl Signer {
 /// A structurally valid token whose signature is not yet checked.
 #[derive(Debug)]
 pub struct Unverified<'a> {
-    kid: String,
+    kid: Kid,
     signing_input: &'a str,
     payload_b64: &'a str,
     signature: Signature,
 }
 
 /// Structural checks only: size, three base64url parts, an EdDSA header with
-/// a `kid`, a 64-byte signature. No key look-up, no crypto.
+/// a `kid`, a 64-byte signature. No key look-up, no crypto, no allocation.
 pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed("too long"));
@@ -86,25 +119,28 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
     else {
         return Err(TokenError::Malformed("expected three parts"));
     };
-    let header_bytes = B64
-        .decode(header_b64)
+    if header_b64.len() > MAX_HEADER_B64_LEN {
+        return Err(TokenError::Malformed("header encoding"));
+    }
+    let mut header_bytes = [0u8; MAX_HEADER_B64_LEN / 4 * 3];
+    let header_len = B64
+        .decode_slice(header_b64, &mut header_bytes)
         .map_err(|_| TokenError::Malformed("header encoding"))?;
-    let header: Header<'_> =
-        serde_json::from_slice(&header_bytes).map_err(|_| TokenError::Malformed("header"))?;
+    let header: Header<'_> = serde_json::from_slice(&header_bytes[..header_len])
+        .map_err(|_| TokenError::Malformed("header"))?;
     if header.alg != "EdDSA" {
         return Err(TokenError::UnsupportedAlgorithm);
     }
     if header.kid.is_empty() || header.kid.len() > MAX_KID_LEN {
         return Err(TokenError::Malformed("kid"));
     }
-    let sig_bytes: [u8; 64] = B64
-        .decode(sig_b64)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or(TokenError::Malformed("signature encoding"))?;
-    let kid = header.kid.to_owned();
+    let mut sig_bytes = [0u8; 64];
+    match B64.decode_slice(sig_b64, &mut sig_bytes) {
+        Ok(64) => {}
+        _ => return Err(TokenError::Malformed("signature encoding")),
+    }
     Ok(Unverified {
-        kid,
+        kid: Kid::new(header.kid),
         signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
         payload_b64,
         signature: Signature::from_bytes(&sig_bytes),
@@ -114,7 +150,7 @@ pub fn parse(token: &str) -> Result<Unverified<'_>, TokenError> {
 impl Unverified<'_> {
     /// The signer's key id from the header.
     pub fn kid(&self) -> &str {
-        &self.kid
+        self.kid.as_str()
     }
 
     /// The `exp` claim (unix microseconds) read **without** verifying the
@@ -220,6 +256,21 @@ mod tests {
         for bad in ["", "a", "a.b", "a.b.c.d", "....", &"x".repeat(5000)] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
+        let signer = Signer::new("s.1", key(1));
+        let token = signer.sign(&claims()).unwrap();
+        let (rest, sig) = token.rsplit_once('.').unwrap();
+        for bad_sig in [&sig[..sig.len() - 2], &format!("{sig}AA"), ""] {
+            let bad = format!("{rest}.{bad_sig}");
+            assert_eq!(
+                parse(&bad).unwrap_err(),
+                TokenError::Malformed("signature encoding")
+            );
+        }
+        let long_kid = Signer::new("k".repeat(MAX_KID_LEN), key(1));
+        let token = long_kid.sign(&claims()).unwrap();
+        assert_eq!(parse(&token).unwrap().kid(), "k".repeat(MAX_KID_LEN));
+        let too_long = Signer::new("k".repeat(MAX_KID_LEN + 1), key(1));
+        assert!(parse(&too_long.sign(&claims()).unwrap()).is_err());
     }
 
     #[test]
