@@ -3,7 +3,13 @@
 //! deduplicated (by `id`; users preferring their home shard's record; role
 //! assignments by user, scope and role), sorted by id, with `links.self`
 //! pointing at the gateway. One member failing fails the whole listing
-//! (503); a client error (401, 403, ...) from a member is returned as is.
+//! (503); a client error (401, 403, ...) from a member is returned as is,
+//! except a 404 for a user's projects from a shard other than the user's
+//! home (it holds no copy of the user, hence none of their projects).
+//!
+//! A user's project listings (`/v3/auth/projects`,
+//! `/v3/users/{id}/projects`) ask only the shards holding the user's
+//! assignments ([`memberships`](crate::memberships)).
 
 use std::collections::BTreeMap;
 
@@ -15,21 +21,37 @@ use keyfed_shared::ids::{ShardId, UserId};
 use serde_json::{json, Value};
 
 use crate::error::{GatewayError, Result};
+use crate::memberships;
 use crate::request::Incoming;
 use crate::routes::Listing;
 use crate::state::Gateway;
 
 /// Answers a fan-out listing.
 pub async fn list(state: &Gateway, req: &Incoming, listing: Listing) -> Result<Response> {
-    let members = state.serving_members();
+    let members = match listing {
+        Listing::AuthProjects | Listing::UserProjects => {
+            memberships::shards_for(state, req, listing).await
+        }
+        _ => state.serving_members(),
+    };
     if members.is_empty() {
         return Err(GatewayError::NoMember);
     }
+    let home = match listing {
+        Listing::UserProjects => {
+            memberships::user_in_path(req).and_then(|u| state.view.home_of_user(&u))
+        }
+        _ => None,
+    };
     let out = req.forward();
     let answers = join_all(members.iter().map(|m| state.call(m, &out))).await;
     let mut lists = Vec::with_capacity(answers.len());
     for (shard, answer) in members.into_iter().zip(answers) {
         let answer = answer?;
+        if answer.status == StatusCode::NOT_FOUND && home.as_ref().is_some_and(|h| *h != shard) {
+            lists.push((shard, Vec::new()));
+            continue;
+        }
         if answer.status != StatusCode::OK {
             if answer.status.is_client_error() {
                 return Ok(answer.into_response());

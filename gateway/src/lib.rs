@@ -10,7 +10,8 @@
 //! (version discovery, health, readiness, metrics); [`dispatch`] reads and
 //! classifies Keystone requests ([`routes`], pure) and hands them to
 //! [`auth`] (token validation, issue, revocation), [`fanout`] (listings
-//! merged across shards), [`placement`] (create/delete/rename with the
+//! merged across shards, asking only a user's shards for their projects:
+//! [`memberships`]), [`placement`] (create/delete/rename with the
 //! name index) or the plain [`proxy`] (one call to one shard); [`error`] the
 //! one error type, classified into Keystone bodies; [`metrics`] Prometheus;
 //! [`request_id`] the `x-openstack-request-id` of each request.
@@ -26,6 +27,7 @@ pub mod dispatch;
 pub mod error;
 pub mod fanout;
 pub mod local;
+pub mod memberships;
 pub mod metrics;
 pub mod placement;
 pub mod proxy;
