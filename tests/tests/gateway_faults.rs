@@ -6,7 +6,8 @@
 //!   the process is started again (same database, same port) service
 //!   resumes without restarting any gateway;
 //! - nats-server killed: the gateways keep validating tokens and routing
-//!   from what they hold, writes that need the directory fail with a
+//!   from what they hold (token rescopes included), while writes and name
+//!   look-ups that need the directory (a password login by name) fail with a
 //!   Keystone 503 within the directory timeout, and once NATS is back (same
 //!   port, same JetStream store) they resync: a revocation made during the
 //!   outage, and revocations, projects and global data created after it,
@@ -285,6 +286,18 @@ async fn nats_down_gateways_serve_from_what_they_hold_and_resync() {
         .await
         .unwrap();
     assert_keystone_503(status, &body, "role creation without NATS");
+    assert!(start.elapsed() < bound, "{:?}", start.elapsed());
+    // So does a password login by name (the names index resolves it).
+    let start = Instant::now();
+    let (status, _, body) = f
+        .auth(
+            1,
+            &json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+                "name": "dave", "domain": {"name": "Default"}, "password": "dave-secret"}}}}}),
+        )
+        .await
+        .unwrap();
+    assert_keystone_503(status, &body, "login by name without NATS");
     assert!(start.elapsed() < bound, "{:?}", start.elapsed());
     // A revocation goes to the signing shard, which keeps it for later.
     let r = f

@@ -103,7 +103,11 @@ async fn assignment(
             }
         }
         Target::Domain(d) => {
-            if !state.global().domains.contains_key(d) {
+            // Global data another member created a moment ago may not be
+            // mirrored here yet.
+            if !state.global().domains.contains_key(d)
+                && !state.catch_up_global(&format!("domain/{d}")).await?
+            {
                 return Err(ApiError::not_found("domain", d.as_str()).into());
             }
         }
@@ -114,7 +118,9 @@ async fn assignment(
         return Err(ApiError::not_found("user", user).into());
     }
     let role_id = RoleId::new(role);
-    if !state.global().roles.contains_key(&role_id) {
+    if !state.global().roles.contains_key(&role_id)
+        && !state.catch_up_global(&format!("role/{role_id}")).await?
+    {
         return Err(ApiError::not_found("role", role).into());
     }
     Ok(Assignment {

@@ -1,4 +1,5 @@
-//! `/healthz` (the process is up), `/readyz` (the store answers) and
+//! `/healthz` (the process is up), `/readyz` (the store answers and, on a
+//! federated shard, global data is loaded) and
 //! `/metrics` (Prometheus).
 
 use crate::state::AppState;
@@ -18,6 +19,18 @@ pub(super) fn routes() -> Router<AppState> {
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     match state.store.get_domain(&DomainId::new("default")).await {
+        // A new federated shard holds no global data (domains, roles) until
+        // its mirror has applied the directory's: it would refuse admins.
+        Ok(_)
+            if state.federation.is_some()
+                && !state.mirror.loaded()
+                && state.global().domains.is_empty() =>
+        {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "global data not loaded"})),
+            )
+        }
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -17,7 +17,7 @@ use keyfed_directory::{Bucket, Directory};
 use keyfed_shared::federation::GlobalEntity;
 use keyfed_shared::ids::{DomainId, EndpointId, RegionId, RoleId, ServiceId};
 use keyfed_shared::model::ImpliedRole;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Weak;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -25,6 +25,7 @@ use tokio::sync::watch;
 /// How far the mirror has got.
 pub struct MirrorProgress {
     applied: AtomicU64,
+    loaded: AtomicBool,
     notify: watch::Sender<u64>,
 }
 
@@ -32,12 +33,18 @@ impl Default for MirrorProgress {
     fn default() -> Self {
         Self {
             applied: AtomicU64::new(0),
+            loaded: AtomicBool::new(false),
             notify: watch::channel(0).0,
         }
     }
 }
 
 impl MirrorProgress {
+    /// Whether the directory's snapshot has been applied since start.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
     /// The last global-bucket revision applied to the store.
     pub fn applied(&self) -> u64 {
         self.applied.load(Ordering::Acquire)
@@ -221,6 +228,8 @@ pub async fn run(shard: Weak<Shard>, dir: std::sync::Arc<dyn Directory>) {
     };
     if let Some(s) = shard.upgrade() {
         s.mirror.set(revision);
+        s.mirror.loaded.store(true, Ordering::Release);
+        tracing::info!(revision, "global data mirrored from the directory");
     }
     let mut changes = loop {
         match dir.kv(Bucket::Global).watch_from(revision).await {

@@ -111,6 +111,30 @@ impl Shard {
         }
     }
 
+    /// Catches up with the directory's global entry `key` (as
+    /// [`GlobalEntity::key`], e.g. `role/<id>`) that this shard's mirror
+    /// has not applied yet — another member wrote it a moment ago — so a
+    /// client can use at once on any shard what it created on one.
+    /// `Ok(true)` once the entry is applied here; `Ok(false)` when the
+    /// directory has no such entry, cannot be reached, or the shard is
+    /// standalone.
+    pub async fn catch_up_global(&self, key: &str) -> Result<bool> {
+        let Some(f) = &self.federation else {
+            return Ok(false);
+        };
+        match f.directory.kv(Bucket::Global).get(key).await {
+            Ok(Some(entry)) => {
+                self.wait_mirrored(entry.revision).await?;
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => {
+                tracing::debug!(%key, error = %e, "cannot check the directory for a global entry");
+                Ok(false)
+            }
+        }
+    }
+
     /// Creates a global entity (409 if its id or name is taken).
     pub async fn create_global(&self, entity: GlobalEntity) -> Result<()> {
         let Some(f) = &self.federation else {
