@@ -191,6 +191,15 @@ pub fn classify(method: &Method, path: &str) -> (Route, &'static str) {
     }
 }
 
+/// Whether `classify` would say [`Route::ValidateToken`], without building
+/// the route (the edge asks before dispatch).
+pub fn is_token_validation(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && path
+            .strip_prefix("/v3/auth/tokens")
+            .is_some_and(|rest| rest.trim_end_matches('/').is_empty())
+}
+
 /// A static label per global prefix.
 fn global_label(first: &str) -> &'static str {
     match first {
@@ -211,6 +220,28 @@ mod tests {
 
     fn route(method: Method, path: &str) -> Route {
         classify(&method, path).0
+    }
+
+    #[test]
+    fn token_validation_is_recognised_as_classify_does() {
+        let paths = [
+            "/v3/auth/tokens",
+            "/v3/auth/tokens/",
+            "/v3/auth/tokens//",
+            "/v3/auth/tokensx",
+            "/v3/auth/tokens/x",
+            "/v3/auth",
+            "/v2/auth/tokens",
+        ];
+        for method in [Method::GET, Method::HEAD, Method::POST, Method::DELETE] {
+            for path in paths {
+                assert_eq!(
+                    is_token_validation(&method, path),
+                    route(method.clone(), path) == Route::ValidateToken,
+                    "{method} {path}"
+                );
+            }
+        }
     }
 
     #[test]
