@@ -4,6 +4,10 @@
 //! credentials printed as `export OS_...` lines. The admin password is
 //! generated on first start and kept in the data directory, so data and
 //! credentials survive restarts.
+//!
+//! Trust works as in production: a dev CA is created in `<data>/ca` on
+//! first start (key 0600), every shard is an issuer certifying its own
+//! signing key, and shards and gateway trust only keys the CA certifies.
 
 use anyhow::Context;
 use keyfed_directory::{Directory, EmbeddedConfig, EmbeddedDirectory};
@@ -38,6 +42,18 @@ fn admin_password(data: &Path) -> anyhow::Result<String> {
     }
 }
 
+/// The dev CA in `<data>/ca`, created on first start.
+fn dev_ca(data: &Path) -> anyhow::Result<PathBuf> {
+    let dir = data.join("ca");
+    let (cert, _) = keyfed_pki::ca::ca_paths(&dir);
+    if !cert.exists() {
+        let now = keyfed_shared::time::now_micros() / 1_000_000;
+        keyfed_pki::FederationCa::init(&dir, "keyfed dev CA", now, 3650 * 86_400)
+            .context("creating the dev CA")?;
+    }
+    Ok(dir)
+}
+
 fn shard_config(
     i: usize,
     addr: SocketAddr,
@@ -68,6 +84,9 @@ fn shard_config(
         nats: None,
         embedded: Some(directory.clone()),
     });
+    let (ca_cert, ca_key) = keyfed_pki::ca::ca_paths(&data.join("ca"));
+    config.trust.ca_cert = Some(ca_cert);
+    config.trust.ca_key = Some(ca_key);
     config
 }
 
@@ -84,6 +103,7 @@ pub async fn run(
     );
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
     let password = admin_password(&data)?;
+    let ca = dev_ca(&data)?;
     let gateway_url = format!("http://{listen}");
     let gateway_listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -117,6 +137,7 @@ pub async fn run(
     let mut gateway = GatewayConfig::default();
     gateway.server.listen = listen;
     gateway.server.public_url = Some(gateway_url.clone());
+    gateway.trust.ca_cert = Some(keyfed_pki::ca::ca_paths(&ca).0);
     println!(
         "# keyfed dev: Keystone v3 at {gateway_url}/v3 — a gateway over {shards} shard(s); data in {}",
         data.display()

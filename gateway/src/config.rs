@@ -21,6 +21,22 @@ pub struct GatewayConfig {
     pub validator: ValidatorConfig,
     /// Calls to the shards.
     pub upstream: UpstreamConfig,
+    /// Which member keys are trusted: the federation CA's certificates.
+    pub trust: TrustConfig,
+}
+
+/// Trust in member keys. One of `ca_cert` (production) and
+/// `insecure_registry_trust` is required.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// The federation CA certificate (PEM, `ca.pem` of `keyfed ca init`):
+    /// tokens verify only with member keys it certifies.
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// INSECURE, for tests of federations without a CA only: trust every
+    /// key recorded in the member registry, so anyone able to write to the
+    /// directory can sign tokens this gateway accepts. Default false.
+    pub insecure_registry_trust: bool,
 }
 
 /// The public HTTP endpoint.
@@ -161,6 +177,21 @@ impl GatewayConfig {
         if self.upstream.connect_timeout_ms == 0 {
             return Err(invalid("upstream.connect_timeout_ms", "must be positive"));
         }
+        match (&self.trust.ca_cert, self.trust.insecure_registry_trust) {
+            (Some(_), false) | (None, true) => {}
+            (None, false) => {
+                return Err(invalid(
+                    "trust.ca_cert",
+                    "required (the federation CA from `keyfed ca init`)",
+                ))
+            }
+            (Some(_), true) => {
+                return Err(invalid(
+                    "trust.insecure_registry_trust",
+                    "cannot be combined with trust.ca_cert",
+                ))
+            }
+        }
         Ok(())
     }
 }
@@ -173,7 +204,8 @@ mod tests {
     #[test]
     fn parses_with_defaults_and_names_bad_fields() {
         let c = GatewayConfig::from_toml(
-            "[server]\nlisten = \"127.0.0.1:5001\"\n[directory.nats]\nurl = \"nats://x:4222\"\n",
+            "[server]\nlisten = \"127.0.0.1:5001\"\n[directory.nats]\nurl = \"nats://x:4222\"\n\
+             [trust]\nca_cert = \"/etc/keyfed/ca.pem\"\n",
         )
         .unwrap();
         assert_eq!(c.upstream.request_timeout_ms, 5_000);
@@ -191,6 +223,8 @@ mod tests {
             "{err}"
         );
         assert!(GatewayConfig::from_toml("[server]\nbogus = 1\n").is_err());
+        let err = GatewayConfig::from_toml("[directory.nats]\nurl = \"nats://x\"\n").unwrap_err();
+        assert!(err.to_string().contains("trust.ca_cert"), "{err}");
     }
 }
 

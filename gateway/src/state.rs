@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use keyfed_directory::Directory;
+use keyfed_federation::view::Trust;
 use keyfed_federation::{FederationView, Revocations, Validator};
 use keyfed_shared::federation::MemberStatus;
 use keyfed_shared::ids::ShardId;
@@ -51,11 +52,25 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
+/// How the view trusts member keys: the CA of `trust.ca_cert`, else the
+/// registry (only with `trust.insecure_registry_trust`, or in unit tests
+/// that build a gateway without validating its config).
+fn trust(config: &GatewayConfig) -> Result<Trust> {
+    let Some(path) = &config.trust.ca_cert else {
+        tracing::warn!("member keys are trusted without a CA (insecure_registry_trust)");
+        return Ok(Trust::Registry);
+    };
+    let ca = keyfed_pki::files::read_text(path)
+        .and_then(|pem| keyfed_pki::CaCert::from_pem(&pem))
+        .map_err(|e| GatewayError::Internal(format!("trust.ca_cert: {e}")))?;
+    Ok(Trust::Ca(Arc::new(ca)))
+}
+
 impl Gateway {
     /// Starts following the directory and builds the state. Returns even if
     /// the directory is unreachable (the gateway is then not ready).
     pub async fn start(config: GatewayConfig, directory: Arc<dyn Directory>) -> Result<AppState> {
-        let view = FederationView::start(directory.clone()).await?;
+        let view = FederationView::start_with_trust(directory.clone(), trust(&config)?).await?;
         let revocations = Revocations::start(directory.clone());
         let validator = Validator::new(view.clone(), revocations.clone(), &config.validator);
         let http = reqwest::Client::builder()

@@ -51,6 +51,55 @@ pub struct ShardConfig {
     pub log: LogConfig,
     /// Membership in a federation (absent: a standalone Keystone).
     pub federation: Option<FederationConfig>,
+    /// What member keys a federated shard trusts: the federation CA, and
+    /// this shard's own signing certificate (see [`TrustConfig`]).
+    pub trust: TrustConfig,
+}
+
+/// Trust in a federation: every member's token-signing key must be
+/// certified by the federation CA. Required for a federated shard.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// The federation CA certificate (PEM, `ca.pem` of `keyfed ca init`).
+    /// Only member keys it certifies are trusted. Required when federated,
+    /// unless `insecure_registry_trust`.
+    pub ca_cert: Option<PathBuf>,
+    /// The CA key (`ca-key.pem`). Makes this shard an **issuer**: it
+    /// certifies its own signing key at start and admits joining shards
+    /// (`POST /internal/v1/join`). Default: none (not an issuer).
+    pub ca_key: Option<PathBuf>,
+    /// This shard's signing certificate (PEM): written by an issuer for
+    /// itself, or by `keyfed shard --join`. Default: the signing key file's
+    /// path with the extension `crt`.
+    pub certificate: Option<PathBuf>,
+    /// Validity of the certificates an issuer signs, in days. Default 365.
+    pub certificate_validity_days: u32,
+    /// INSECURE, for tests of federations without a CA only: trust every
+    /// key recorded in the member registry, so anyone able to write to the
+    /// directory can sign tokens the federation accepts. Default false.
+    pub insecure_registry_trust: bool,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        Self {
+            ca_cert: None,
+            ca_key: None,
+            certificate: None,
+            certificate_validity_days: 365,
+            insecure_registry_trust: false,
+        }
+    }
+}
+
+impl TrustConfig {
+    /// Where this shard's certificate lives.
+    pub fn certificate_path(&self, signing_key_file: &std::path::Path) -> PathBuf {
+        self.certificate
+            .clone()
+            .unwrap_or_else(|| signing_key_file.with_extension("crt"))
+    }
 }
 
 /// How the shard takes part in a federation: its member record and the
@@ -399,8 +448,37 @@ impl ShardConfig {
                 }
             }
         }
+        self.validate_trust()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be `text` or `json`"));
+        }
+        Ok(())
+    }
+}
+
+impl ShardConfig {
+    fn validate_trust(&self) -> Result<(), ConfigError> {
+        let t = &self.trust;
+        if t.ca_key.is_some() && t.ca_cert.is_none() {
+            return Err(invalid("trust.ca_key", "needs trust.ca_cert"));
+        }
+        if t.insecure_registry_trust && t.ca_cert.is_some() {
+            return Err(invalid(
+                "trust.insecure_registry_trust",
+                "cannot be combined with trust.ca_cert",
+            ));
+        }
+        if !(1..=3650).contains(&t.certificate_validity_days) {
+            return Err(invalid(
+                "trust.certificate_validity_days",
+                "must be between 1 and 3650",
+            ));
+        }
+        if self.federation.is_some() && t.ca_cert.is_none() && !t.insecure_registry_trust {
+            return Err(invalid(
+                "trust.ca_cert",
+                "required for a federated shard (the federation CA from `keyfed ca init`)",
+            ));
         }
         Ok(())
     }

@@ -66,6 +66,7 @@ impl Shard {
         directory: Option<Arc<dyn keyfed_directory::Directory>>,
     ) -> Result<AppState> {
         let key = keys::load_or_create(&config.tokens.signing_key_file)?;
+        let key_for_identity = key.clone();
         let signer = Signer::new(format!("{}.1", config.shard.id), key);
         let keys = HashMap::from([(signer.kid().to_owned(), signer.verifying_key())]);
         let hasher = Hasher::new(&config.password)?;
@@ -79,8 +80,13 @@ impl Shard {
                     directory,
                     store.clone(),
                     &config.shard.id,
-                    signer.kid(),
-                    &signer.verifying_key(),
+                    crate::federation::identity::Identity::load(
+                        &config,
+                        &key_for_identity,
+                        signer.kid(),
+                        now_secs,
+                    )
+                    .map_err(|e| crate::error::Error::Internal(e.to_string()))?,
                     events.clone(),
                 )
                 .await

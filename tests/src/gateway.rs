@@ -3,6 +3,9 @@
 //! more gateways on real sockets running `keyfed_gateway::run`. Each
 //! gateway gets its own thread and runtime, like the shards.
 //!
+//! Trust is the production one: a test CA ([`TestCa`]), every shard an
+//! issuer certifying its own signing key, gateways trusting the CA only.
+//!
 //! For tests that reach inside the processes (their metrics, a shard's
 //! store, a directory client next to them). End-to-end scenarios run the
 //! real binary instead: [`crate::cluster`].
@@ -13,16 +16,64 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use keyfed_directory::testing::NatsServer;
 use keyfed_directory::{NatsConfig, NatsDirectory};
+use keyfed_federation::view::Trust;
 use keyfed_federation::FederationView;
-use keyfed_gateway::config::{DirectoryConfig, GatewayConfig, ServerConfig, UpstreamConfig};
-use keyfed_shard::config::FederationConfig;
+use keyfed_gateway::config::{
+    DirectoryConfig, GatewayConfig, ServerConfig, TrustConfig, UpstreamConfig,
+};
+use keyfed_pki::FederationCa;
+use keyfed_shard::config::{FederationConfig, ShardConfig};
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use tokio::sync::oneshot;
 
 use crate::shard::TestShard;
 
 /// The upstream request timeout the test gateways use.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A federation CA in a temporary directory (`ca.pem`, `ca-key.pem`).
+pub struct TestCa {
+    /// The CA certificate file.
+    pub cert: PathBuf,
+    /// The CA key file (mode 0600).
+    pub key: PathBuf,
+    /// The CA, to issue or verify in tests.
+    pub ca: FederationCa,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    /// Creates a CA valid for ten years.
+    pub fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let now = keyfed_shared::time::now_micros() / 1_000_000;
+        let ca = FederationCa::init(dir.path(), "keyfed test CA", now, 3650 * 86_400)?;
+        let (cert, key) = keyfed_pki::ca::ca_paths(dir.path());
+        Ok(Self {
+            cert,
+            key,
+            ca,
+            _dir: dir,
+        })
+    }
+
+    /// Makes `config` an issuer of this CA (it certifies its own key).
+    pub fn issuer(&self, config: &mut ShardConfig) {
+        config.trust.ca_cert = Some(self.cert.clone());
+        config.trust.ca_key = Some(self.key.clone());
+    }
+
+    /// Makes `config` trust this CA without being an issuer.
+    pub fn trusting(&self, config: &mut ShardConfig) {
+        config.trust.ca_cert = Some(self.cert.clone());
+    }
+
+    /// The view trust of this CA.
+    pub fn trust(&self) -> Trust {
+        Trust::Ca(Arc::new(self.ca.cert().clone()))
+    }
+}
 
 /// A running gateway; dropping it shuts it down.
 pub struct TestGateway {
@@ -33,9 +84,35 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
-    /// Starts a gateway on the directory `nats` and waits until `/readyz`
-    /// answers 200.
+    /// Starts a gateway on the directory `nats` trusting member keys as
+    /// recorded, without a CA (`insecure_registry_trust`: for tests of
+    /// federations without a CA only), and waits until it is ready.
     pub async fn start(nats: &NatsConfig) -> anyhow::Result<Self> {
+        Self::start_trusting(
+            nats,
+            TrustConfig {
+                ca_cert: None,
+                insecure_registry_trust: true,
+            },
+        )
+        .await
+    }
+
+    /// Starts a gateway on the directory `nats` trusting the CA of `ca`.
+    pub async fn start_with_ca(nats: &NatsConfig, ca: &TestCa) -> anyhow::Result<Self> {
+        Self::start_trusting(
+            nats,
+            TrustConfig {
+                ca_cert: Some(ca.cert.clone()),
+                insecure_registry_trust: false,
+            },
+        )
+        .await
+    }
+
+    /// Starts a gateway on the directory `nats` with `trust` and waits
+    /// until `/readyz` answers 200.
+    pub async fn start_trusting(nats: &NatsConfig, trust: TrustConfig) -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -55,6 +132,7 @@ impl TestGateway {
                 request_timeout_ms: UPSTREAM_TIMEOUT.as_millis() as u64,
                 connect_timeout_ms: 500,
             },
+            trust,
             ..GatewayConfig::default()
         };
         let (shutdown, rx) = oneshot::channel::<()>();
@@ -140,7 +218,10 @@ pub struct TestFederation {
     pub directory: NatsConfig,
     /// A client with a per-request timeout.
     pub http: reqwest::Client,
-    _nats: NatsServer,
+    /// The federation CA every process trusts (every shard is an issuer).
+    pub ca: TestCa,
+    /// The NATS server.
+    pub nats: NatsServer,
 }
 
 impl TestFederation {
@@ -159,11 +240,15 @@ impl TestFederation {
             timeout_ms: 1_000,
             ..NatsConfig::new(nats.url())
         };
+        let ca = TestCa::new()?;
         let mut shards = Vec::new();
         for i in 0..n_shards {
             let nats = directory.clone();
+            let (ca_cert, ca_key) = (ca.cert.clone(), ca.key.clone());
             let shard = TestShard::start_with(move |c| {
                 c.shard.id = format!("shard-{i}");
+                c.trust.ca_cert = Some(ca_cert);
+                c.trust.ca_key = Some(ca_key);
                 c.federation = Some(FederationConfig {
                     advertise_url: c.public_url(),
                     weight: 1,
@@ -181,7 +266,7 @@ impl TestFederation {
             .map(|s| s.admin_password.clone())
             .context("at least one shard is needed")?;
         let dir = Arc::new(NatsDirectory::connect(&directory).await?);
-        let view = FederationView::start(dir).await?;
+        let view = FederationView::start_with_trust(dir, ca.trust()).await?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while view.members().len() < n_shards || view.ring().is_none() {
             if Instant::now() > deadline {
@@ -191,7 +276,7 @@ impl TestFederation {
         }
         let mut gateways = Vec::new();
         for _ in 0..n_gateways {
-            gateways.push(TestGateway::start(&directory).await?);
+            gateways.push(TestGateway::start_with_ca(&directory, &ca).await?);
         }
         let federation = Self {
             shards,
@@ -202,7 +287,8 @@ impl TestFederation {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
-            _nats: nats,
+            ca,
+            nats,
         };
         // Every shard must trust every other's key before tests rely on
         // cross-shard tokens.

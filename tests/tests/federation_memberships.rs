@@ -405,11 +405,15 @@ async fn a_grant_made_while_the_directory_is_down_reaches_the_index() {
         timeout_ms: 1_000,
         ..NatsConfig::new(nats.url())
     };
+    let ca = keyfed_tests::gateway::TestCa::new().unwrap();
     let mut shards = BTreeMap::new();
     for id in ["shard-0", "shard-1"] {
         let nats = config.clone();
+        let (ca_cert, ca_key) = (ca.cert.clone(), ca.key.clone());
         let shard = TestShard::start_with(move |c| {
             c.shard.id = id.to_owned();
+            c.trust.ca_cert = Some(ca_cert);
+            c.trust.ca_key = Some(ca_key);
             c.federation = Some(FederationConfig {
                 advertise_url: c.public_url(),
                 weight: 1,
@@ -428,7 +432,7 @@ async fn a_grant_made_while_the_directory_is_down_reaches_the_index() {
         view.members().len() == 2
     })
     .await;
-    let gateway = TestGateway::start(&config).await.unwrap();
+    let gateway = TestGateway::start_with_ca(&config, &ca).await.unwrap();
     let admin_token = shards[&ShardId::new("shard-0")]
         .admin_token()
         .await

@@ -8,6 +8,7 @@ use keyfed_directory::testing::NatsServer;
 use keyfed_directory::{Directory, NatsConfig, NatsDirectory};
 use keyfed_federation::{FederationView, Revocations, Validator, ValidatorConfig};
 use keyfed_shard::config::FederationConfig;
+use keyfed_tests::gateway::TestCa;
 use keyfed_tests::shard::TestShard;
 use serde_json::Value;
 use std::sync::Arc;
@@ -21,11 +22,15 @@ fn nats_config(url: &str, namespace: &str) -> NatsConfig {
     }
 }
 
-async fn federated_shard(id: &str, nats: &NatsConfig) -> TestShard {
+/// A shard of the federation on `nats`, an issuer of `ca`.
+async fn federated_shard(id: &str, nats: &NatsConfig, ca: &TestCa) -> TestShard {
     let nats = nats.clone();
     let id = id.to_owned();
+    let (ca_cert, ca_key) = (ca.cert.clone(), ca.key.clone());
     TestShard::start_with(move |c| {
         c.shard.id = id;
+        c.trust.ca_cert = Some(ca_cert);
+        c.trust.ca_key = Some(ca_key);
         c.federation = Some(FederationConfig {
             advertise_url: c.public_url(),
             weight: 1,
@@ -84,12 +89,15 @@ async fn members_share_global_data_trust_each_other_and_propagate_revocations() 
     let nats = NatsServer::start().unwrap();
     let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let config = nats_config(&nats.url(), &namespace);
-    let a = federated_shard("shard-a", &config).await;
-    let b = federated_shard("shard-b", &config).await;
+    let ca = TestCa::new().unwrap();
+    let a = federated_shard("shard-a", &config, &ca).await;
+    let b = federated_shard("shard-b", &config, &ca).await;
 
     // The gateway side: the federation view and the offline validator.
     let dir: Arc<dyn Directory> = Arc::new(NatsDirectory::connect(&config).await.unwrap());
-    let view = FederationView::start(dir.clone()).await.unwrap();
+    let view = FederationView::start_with_trust(dir.clone(), ca.trust())
+        .await
+        .unwrap();
     let validator = Validator::new(
         view.clone(),
         Revocations::start(dir),
@@ -222,8 +230,9 @@ async fn nats_down_members_keep_serving_and_resync() {
     let mut nats = NatsServer::start().unwrap();
     let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let config = nats_config(&nats.url(), &namespace);
-    let a = federated_shard("shard-a", &config).await;
-    let b = federated_shard("shard-b", &config).await;
+    let ca = TestCa::new().unwrap();
+    let a = federated_shard("shard-a", &config, &ca).await;
+    let b = federated_shard("shard-b", &config, &ca).await;
     let caller = a.admin_token().await.unwrap();
     eventually(Duration::from_secs(10), "B trusts A's key", || async {
         validate_on(&b, &caller.id, &caller.id).await == 200
@@ -254,10 +263,13 @@ async fn shards_create_only_what_they_own_and_stub_users_for_grants() {
     let nats = NatsServer::start().unwrap();
     let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let config = nats_config(&nats.url(), &namespace);
-    let a = federated_shard("shard-a", &config).await;
-    let b = federated_shard("shard-b", &config).await;
+    let ca = TestCa::new().unwrap();
+    let a = federated_shard("shard-a", &config, &ca).await;
+    let b = federated_shard("shard-b", &config, &ca).await;
     let dir: Arc<dyn Directory> = Arc::new(NatsDirectory::connect(&config).await.unwrap());
-    let view = FederationView::start(dir).await.unwrap();
+    let view = FederationView::start_with_trust(dir, ca.trust())
+        .await
+        .unwrap();
     eventually(
         Duration::from_secs(10),
         "both members in the ring",

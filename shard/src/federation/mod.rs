@@ -13,8 +13,10 @@
 //! the unexpired revocation events it stored, so an event stored just before
 //! a crash or during a NATS outage still reaches every validator.
 
+pub mod identity;
 pub mod mirror;
 mod placement;
+pub mod record;
 pub mod relay;
 mod writes;
 
@@ -22,8 +24,10 @@ use crate::config::FederationConfig;
 use crate::store::Store;
 use crate::ShardError;
 use ed25519_dalek::VerifyingKey;
+use identity::Identity;
 use keyfed_directory::{Bucket, Directory, EmbeddedDirectory, Kv, NatsDirectory};
 use keyfed_federation::{FederationView, Revocations};
+use keyfed_pki::FederationCa;
 use keyfed_shared::federation::{Member, MemberStatus};
 use keyfed_shared::ids::{ShardId, UserId};
 use keyfed_shared::revocation::{RevocationEvent, TokenFacts};
@@ -52,6 +56,13 @@ pub struct Federated {
     pub revocations: Arc<Revocations>,
     /// Delivers the store's membership outbox to the membership index.
     pub relay: Arc<Relay>,
+    /// The federation CA, when this shard is an issuer (admits joiners).
+    pub issuer: Option<Arc<FederationCa>>,
+    /// Validity of the certificates this shard issues, seconds.
+    pub certificate_validity_secs: i64,
+    /// The status this shard's record had when registered (`None` until
+    /// the directory took the record).
+    pub registered: tokio::sync::watch::Receiver<Option<MemberStatus>>,
     memberships: Arc<dyn Kv>,
     outbox: mpsc::UnboundedSender<RevocationEvent>,
     tasks: Vec<JoinHandle<()>>,
@@ -103,8 +114,7 @@ impl Federated {
         directory: Option<Arc<dyn Directory>>,
         store: Arc<dyn Store>,
         shard_id: &str,
-        kid: &str,
-        key: &VerifyingKey,
+        identity: Identity,
         unpublished: Vec<RevocationEvent>,
     ) -> Result<Arc<Self>, ShardError> {
         let directory = match directory {
@@ -116,25 +126,28 @@ impl Federated {
             url: config.advertise_url.trim_end_matches('/').to_owned(),
             weight: config.weight,
             status: MemberStatus::Active,
-            kid: kid.to_owned(),
-            public_key: Member::encode_key(key),
-            certificates: vec![],
+            kid: identity.kid.clone(),
+            public_key: Member::encode_key(&identity.public_key),
+            certificates: identity.certificates,
             trusted_until: None,
         };
-        let record = serde_json::to_vec(&member)
-            .map_err(|e| ShardError::Federation(format!("encoding member record: {e}")))?;
         let members = directory.kv(Bucket::Members);
+        let (registered_tx, registered) = tokio::sync::watch::channel(None);
         let register = tokio::spawn(async move {
             retry("registering the member record", || {
                 let members = members.clone();
-                let record = record.clone();
-                let id = member.id.to_string();
-                async move { members.put(&id, record.into()).await.map(|_| ()) }
+                let member = member.clone();
+                let registered_tx = registered_tx.clone();
+                async move {
+                    let status = record::register(members.as_ref(), &member).await?;
+                    let _ = registered_tx.send(Some(status));
+                    Ok(())
+                }
             })
             .await;
             tracing::info!(shard = %member.id, "member record registered");
         });
-        let view = FederationView::start(directory.clone())
+        let view = FederationView::start_with_trust(directory.clone(), identity.trust)
             .await
             .map_err(|e| ShardError::Federation(e.to_string()))?;
         let revocations = Revocations::start(directory.clone());
@@ -166,6 +179,9 @@ impl Federated {
             view,
             revocations,
             relay,
+            issuer: identity.issuer,
+            certificate_validity_secs: identity.validity_secs,
+            registered,
             memberships,
             outbox,
             tasks: vec![register, publisher, relaying],

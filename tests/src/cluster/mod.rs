@@ -274,6 +274,23 @@ impl Cluster {
             .path())
     }
 
+    /// `[trust]`: the cluster's federation CA (created in its directory on
+    /// first use); shards are issuers (they certify their own keys).
+    fn trust_section(&self, issuer: bool) -> anyhow::Result<String> {
+        let dir = self.dir()?.join("ca");
+        let (cert, key) = keyfed_pki::ca::ca_paths(&dir);
+        if !cert.exists() {
+            let now = keyfed_shared::time::now_micros() / 1_000_000;
+            keyfed_pki::FederationCa::init(&dir, "keyfed test CA", now, 3650 * 86_400)?;
+        }
+        let mut text = format!("[trust]\nca_cert = {}\n", toml_str(&cert.to_string_lossy()));
+        if issuer {
+            text.push_str(&format!("ca_key = {}\n", toml_str(&key.to_string_lossy())));
+        }
+        text.push('\n');
+        Ok(text)
+    }
+
     fn nats_section(&self) -> String {
         let d = &self.directory;
         format!(
@@ -323,6 +340,7 @@ impl Cluster {
             }
             text.push('\n');
         }
+        text.push_str(&self.trust_section(true)?);
         text.push_str(&format!(
             "[federation]\nadvertise_url = {}\nweight = 1\n\n[federation.nats]\n{}",
             toml_str(&url),
@@ -341,7 +359,8 @@ impl Cluster {
             "# Written by keyfed-tests (tests/src/cluster.rs).\n\
              [server]\nlisten = {listen}\npublic_url = {url}\nshutdown_grace_secs = 1\n\n\
              [directory.nats]\n{nats}\n\
-             [upstream]\nrequest_timeout_ms = {request}\nconnect_timeout_ms = {connect}\n",
+             [upstream]\nrequest_timeout_ms = {request}\nconnect_timeout_ms = {connect}\n\n{trust}",
+            trust = self.trust_section(false)?,
             listen = toml_str(listen),
             url = toml_str(url),
             nats = self.nats_section(),
