@@ -1,6 +1,13 @@
 //! The HTTP serving loop shared by shards and gateways: HTTP/1.1 with a
 //! header read timeout and a bounded buffer, `TCP_NODELAY`, and a graceful
 //! shutdown that lets in-flight requests finish within a grace period.
+//! Connections are plain or TLS ([`tls::Transport`]); the plain path is the
+//! same as without TLS support, and a TLS handshake runs on the
+//! connection's own task, bounded by a timeout.
+
+pub mod tls;
+
+use crate::tls::Transport;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -13,12 +20,28 @@ use tokio::net::TcpListener;
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains open
-/// connections for at most `grace`. `max_buf` bounds each connection's read
-/// buffer (and so the size of request headers hyper accepts).
+/// How long a client may take to complete a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` over plain HTTP: [`serve_with`] and [`Transport::Plain`].
 pub async fn serve(
     app: Router,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    max_buf: usize,
+) {
+    serve_with(app, listener, Transport::Plain, shutdown, grace, max_buf).await
+}
+
+/// Serves `app` on `listener` over `transport` until `shutdown` resolves,
+/// then drains open connections for at most `grace`. `max_buf` bounds each
+/// connection's read buffer (and so the size of request headers hyper
+/// accepts).
+pub async fn serve_with(
+    app: Router,
+    listener: TcpListener,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
     max_buf: usize,
@@ -28,8 +51,8 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -43,12 +66,38 @@ pub async fn serve(
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT)
                     .max_buf_size(max_buf);
-                let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                match &transport {
+                    Transport::Plain => {
+                        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                        tokio::spawn(async move {
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        });
                     }
-                });
+                    Transport::Tls(acceptor) => {
+                        let handshake = acceptor.accept(stream);
+                        let watcher = graceful.watcher();
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    // A refused client certificate lands here.
+                                    tracing::info!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::info!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }

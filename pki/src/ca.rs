@@ -24,7 +24,7 @@ pub const CA_CERT_FILE: &str = "ca.pem";
 pub const CA_KEY_FILE: &str = "ca-key.pem";
 
 /// Tolerated clock skew: certificates start this long before issuance.
-const BACKDATE_SECS: i64 = 300;
+pub(crate) const BACKDATE_SECS: i64 = 300;
 
 /// A CA that can issue: its certificate and its key.
 pub struct FederationCa {
@@ -40,11 +40,11 @@ impl std::fmt::Debug for FederationCa {
     }
 }
 
-fn at(secs: i64) -> Result<OffsetDateTime, PkiError> {
+pub(crate) fn at(secs: i64) -> Result<OffsetDateTime, PkiError> {
     OffsetDateTime::from_unix_timestamp(secs).map_err(|e| PkiError::malformed("time", e))
 }
 
-fn random_serial() -> SerialNumber {
+pub(crate) fn random_serial() -> SerialNumber {
     let mut bytes: [u8; 16] = rand::random();
     bytes[0] &= 0x7f; // positive
     bytes[0] |= 0x01; // no leading zero byte
@@ -116,6 +116,11 @@ impl FederationCa {
     /// The CA certificate (the trust anchor to hand to every member).
     pub fn cert(&self) -> &CaCert {
         &self.cert
+    }
+
+    /// The CA key, for issuing within this crate.
+    pub(crate) fn key(&self) -> &KeyPair {
+        &self.key
     }
 
     /// Issues the signing certificate of `shard` from its CSR (PEM), valid

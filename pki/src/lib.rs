@@ -6,7 +6,8 @@
 //! [`anchor`] the CA certificate as a trust anchor and the verification of
 //! a signing certificate (chain, validity, shard name) yielding the key
 //! tokens must verify with; [`names`] how certificates name shards
-//! (`keyfed:shard:<id>`); [`join_token`] short-lived hashed secrets (join
+//! (`keyfed:shard:<id>`) and gateways (`keyfed:gateway:<id>`); [`tls`]
+//! members' TLS certificates for internal mTLS; [`join_token`] short-lived hashed secrets (join
 //! tokens, admin call tokens) checked in constant time; [`files`] key and
 //! certificate files (never overwritten, keys 0600); [`error`] the error
 //! kinds.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod files;
 pub mod join_token;
 pub mod names;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -32,3 +34,4 @@ pub use crate::anchor::{der_to_pem, pem_to_der, CaCert, SignerCert};
 pub use crate::ca::FederationCa;
 pub use crate::csr::signing_request;
 pub use crate::error::PkiError;
+pub use crate::tls::{MemberKind, TlsIdentity};

@@ -10,7 +10,10 @@ use crate::error::PkiError;
 /// The URI scheme prefix of a shard's name in its certificate.
 pub const SHARD_URI_PREFIX: &str = "keyfed:shard:";
 
-/// Checks a shard id.
+/// The URI scheme prefix of a gateway's name in its TLS certificate.
+pub const GATEWAY_URI_PREFIX: &str = "keyfed:gateway:";
+
+/// Checks a shard id (gateway ids follow the same rule).
 pub fn check_shard_id(id: &str) -> Result<(), PkiError> {
     let ok = !id.is_empty()
         && id.len() <= 64
@@ -29,4 +32,9 @@ pub fn check_shard_id(id: &str) -> Result<(), PkiError> {
 /// The URI naming shard `id` in its certificate.
 pub fn shard_uri(id: &str) -> String {
     format!("{SHARD_URI_PREFIX}{id}")
+}
+
+/// The URI naming gateway `id` in its TLS certificate.
+pub fn gateway_uri(id: &str) -> String {
+    format!("{GATEWAY_URI_PREFIX}{id}")
 }

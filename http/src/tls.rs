@@ -1,0 +1,197 @@
+//! TLS for keyfed's listeners and internal clients, on rustls with the
+//! `ring` provider handed to every config (no process-wide default is read
+//! or installed).
+//!
+//! - [`server_config`]: a public listener, from a certificate chain and key
+//!   (PEM files, from any CA).
+//! - [`mtls_server_config`]: an internal listener that requires a client
+//!   certificate chaining to the federation CA (and nothing else).
+//! - [`client_config`]: an internal client presenting the member's
+//!   certificate and trusting only the federation CA.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use serde::{Deserialize, Serialize};
+
+pub use tokio_rustls::TlsAcceptor;
+
+/// A certificate chain and its private key, PEM files: the identity of a
+/// public TLS listener (`[server] tls = { cert, key }`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PEM: PKCS#8, SEC1 or PKCS#1). Keep it mode 0600.
+    pub key: PathBuf,
+}
+
+/// A member's internal TLS identity (`[internal_tls]`): the federation CA,
+/// the only issuer trusted for peers and clients, and this member's
+/// certificate and key, issued by it (`keyfed ca issue-tls`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsFiles {
+    /// The federation CA certificate (PEM, `ca.pem`).
+    pub ca: PathBuf,
+    /// This member's certificate (PEM), issued by the CA.
+    pub cert: PathBuf,
+    /// Its private key (PEM). Keep it mode 0600.
+    pub key: PathBuf,
+}
+
+/// Why a TLS configuration could not be built. Messages name the file,
+/// never key material.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A file holds no usable PEM item of the expected kind.
+    #[error("{path}: {problem}")]
+    Pem { path: String, problem: String },
+    /// rustls refused the certificate, key or settings.
+    #[error("TLS settings: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built (e.g. no CA).
+    #[error("client certificate verifier: {0}")]
+    Verifier(String),
+}
+
+/// The crypto provider of every keyfed TLS config: `ring`, as the rest of
+/// the workspace (no aws-lc).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn pem_error(path: &Path, problem: impl std::fmt::Display) -> TlsError {
+    TlsError::Pem {
+        path: path.display().to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+/// Reads every certificate of a PEM file (at least one).
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(path, format!("not a PEM certificate file ({e})")))?;
+    if certs.is_empty() {
+        return Err(pem_error(path, "no certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// Reads the private key of a PEM file.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let bytes = read(path)?;
+    // The parse error names the PEM problem only, never the key's content.
+    PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| pem_error(path, format!("no usable private key ({e})")))
+}
+
+/// The trust anchors of a CA file.
+fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots
+            .add(cert)
+            .map_err(|e| pem_error(path, format!("not a usable CA certificate ({e})")))?;
+    }
+    Ok(roots)
+}
+
+fn http1_only(mut config: ServerConfig) -> Arc<ServerConfig> {
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// A public TLS listener's config: `files`' chain and key, no client
+/// certificates asked for.
+pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = load_certs(&files.cert)?;
+    let key = load_key(&files.key)?;
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(http1_only(config))
+}
+
+/// An internal listener's config: this member's certificate and key, and
+/// every client must present a certificate chaining to the federation CA
+/// (a handshake without one fails).
+pub fn mtls_server_config(files: &MtlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
+    let roots = load_roots(&files.ca)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(load_certs(&files.cert)?, load_key(&files.key)?)?;
+    Ok(http1_only(config))
+}
+
+/// An internal client's config: presents this member's certificate and
+/// trusts only servers certified by the federation CA.
+pub fn client_config(files: &MtlsFiles) -> Result<ClientConfig, TlsError> {
+    let roots = load_roots(&files.ca)?;
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(load_certs(&files.cert)?, load_key(&files.key)?)?;
+    Ok(config)
+}
+
+/// How a listener speaks: plain HTTP, or TLS with an acceptor built from
+/// [`server_config`] or [`mtls_server_config`].
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain HTTP (only where the config says so explicitly).
+    Plain,
+    /// TLS (mTLS when the config asks for client certificates).
+    Tls(TlsAcceptor),
+}
+
+impl Transport {
+    /// TLS with `config`.
+    pub fn tls(config: Arc<ServerConfig>) -> Self {
+        Transport::Tls(TlsAcceptor::from(config))
+    }
+
+    /// The URL scheme clients use: `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Transport::Plain => "http",
+            Transport::Tls(_) => "https",
+        }
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Plain => "Transport::Plain",
+            Transport::Tls(_) => "Transport::Tls",
+        })
+    }
+}
