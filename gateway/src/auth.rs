@@ -117,8 +117,24 @@ pub async fn revoke(state: &Gateway, req: &Incoming) -> Result<Response> {
     if state.view.member(&signer).is_none() {
         return Err(token_not_found());
     }
-    Ok(state.call(&signer, &req.forward()).await?.into_response())
+    let answer = state.call(&signer, &req.forward()).await?;
+    if answer.status == StatusCode::NO_CONTENT {
+        // Read-your-writes: the event reaches this gateway's validator
+        // through the directory's stream (milliseconds); wait for it, so a
+        // validation here right after the revocation refuses the token.
+        let deadline = std::time::Instant::now() + REVOCATION_WAIT;
+        while state.validator.validate(subject, false).is_ok()
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+    Ok(answer.into_response())
 }
+
+/// Longest a revocation waits to reach this gateway's own validator (all
+/// of it only while the directory is unreachable).
+const REVOCATION_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Resolves a domain reference (unknown name → 401, as Keystone).
 fn domain_id(state: &Gateway, domain: &DomainRef) -> Result<DomainId> {
