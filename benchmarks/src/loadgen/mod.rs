@@ -11,13 +11,15 @@
 //!   and the base URL.
 //! - [`scenario`]: turns a scenario into a fixed list of ready-made requests
 //!   (a [`Plan`]) before anything is timed.
-//! - [`runner`]: the workers, each with its own keep-alive connection, the
-//!   warm-up and the timed phase.
+//! - [`runner`]: the workers, each with its own keep-alive connection
+//!   ([`conn`]: hyper's connection-level HTTP/1.1 client), the warm-up and
+//!   the timed phase.
 //! - [`stats`]: per-worker recording (HDR histogram, error counts) and the
 //!   [`Summary`].
 //! - [`error`]: the one error type of the module.
 
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod keystone;
 pub mod runner;

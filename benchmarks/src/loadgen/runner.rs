@@ -1,6 +1,7 @@
 //! The timed part of a run: `concurrency` workers, each a task with its own
-//! HTTP/1.1 keep-alive connection and one request in flight, send the plan's
-//! requests until the deadline (or the request budget) is reached.
+//! HTTP/1.1 keep-alive connection ([`super::conn`]) and one request in
+//! flight, send the plan's requests until the deadline (or the request
+//! budget) is reached.
 //!
 //! Timeline: `start` — warm-up — `measure_start` — timed phase —
 //! `deadline`. A request is measured when it *completes* at or after
@@ -10,9 +11,9 @@
 //! *sent* in the timed phase.
 
 use super::config::LoadConfig;
-use super::error::{chain, LoadgenError};
-use super::keystone::{error_detail, http_client};
-use super::scenario::{prepare, Plan, RequestTemplate};
+use super::conn::{Connection, Prepared};
+use super::error::LoadgenError;
+use super::scenario::{prepare, Plan};
 use super::stats::{Outcome, Recorder, Summary};
 use serde::Serialize;
 use std::fmt;
@@ -117,10 +118,16 @@ pub async fn drive(config: &LoadConfig, plan: Arc<Plan>) -> Result<Report, Loadg
     if plan.requests.is_empty() {
         return Err(LoadgenError::Config("the plan has no request".to_owned()));
     }
-    // Build every client (and its recorder) before the clock starts.
-    let mut workers = Vec::with_capacity(config.concurrency);
+    // Prepare every request and recorder before the clock starts.
+    let requests = plan
+        .requests
+        .iter()
+        .map(Prepared::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    let requests = Arc::new(requests);
+    let mut recorders = Vec::with_capacity(config.concurrency);
     for _ in 0..config.concurrency {
-        workers.push((http_client(config.request_timeout)?, Recorder::new()?));
+        recorders.push(Recorder::new()?);
     }
     let start = Instant::now();
     let schedule = Arc::new(Schedule {
@@ -130,13 +137,13 @@ pub async fn drive(config: &LoadConfig, plan: Arc<Plan>) -> Result<Report, Loadg
         sent: AtomicU64::new(0),
     });
     let mut tasks = JoinSet::new();
-    for (index, (client, recorder)) in workers.into_iter().enumerate() {
+    for (index, recorder) in recorders.into_iter().enumerate() {
         tasks.spawn(worker(
             index,
-            client,
             recorder,
-            Arc::clone(&plan),
+            Arc::clone(&requests),
             Arc::clone(&schedule),
+            config.request_timeout,
         ));
     }
     let mut total = Recorder::new()?;
@@ -157,23 +164,24 @@ pub async fn drive(config: &LoadConfig, plan: Arc<Plan>) -> Result<Report, Loadg
 }
 
 /// One worker: sends the plan's requests round-robin from its own offset
-/// over its own client (one keep-alive connection) until told to stop.
+/// over its own keep-alive connection until told to stop.
 async fn worker(
     index: usize,
-    client: reqwest::Client,
     mut recorder: Recorder,
-    plan: Arc<Plan>,
+    requests: Arc<Vec<Prepared>>,
     schedule: Arc<Schedule>,
+    timeout: Duration,
 ) -> Recorder {
+    let mut connection = Connection::default();
     let mut next = index;
     loop {
         let sent_at = Instant::now();
         if !schedule.may_send(sent_at) {
             break;
         }
-        let template = &plan.requests[next % plan.requests.len()];
+        let request = &requests[next % requests.len()];
         next = next.wrapping_add(1);
-        let outcome = send(&client, template).await;
+        let outcome = connection.send(request, timeout).await;
         let done = Instant::now();
         let failed = matches!(outcome, Outcome::Transport(_));
         if done >= schedule.measure_start {
@@ -184,28 +192,4 @@ async fn worker(
         }
     }
     recorder
-}
-
-/// Sends one request and reads the whole body (so the connection can be
-/// reused), classifying the result.
-async fn send(client: &reqwest::Client, template: &RequestTemplate) -> Outcome {
-    let mut request = client
-        .request(template.method.clone(), template.url.clone())
-        .headers(template.headers.clone());
-    if let Some(body) = &template.body {
-        request = request.body(body.clone());
-    }
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(e) => return Outcome::Transport(chain(&e)),
-    };
-    let status = response.status();
-    match response.bytes().await {
-        Err(e) => Outcome::Transport(chain(&e)),
-        Ok(_) if status == template.expected => Outcome::Success,
-        Ok(body) => Outcome::UnexpectedStatus {
-            status: status.as_u16(),
-            detail: error_detail(&body),
-        },
-    }
 }
