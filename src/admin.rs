@@ -1,4 +1,5 @@
-//! Federation administration commands: `keyfed ca init`, `keyfed join-token
+//! Federation administration commands: `keyfed ca init`, `keyfed ca
+//! issue-tls`, `keyfed join-token
 //! create` and `keyfed status`. They act on files (the CA) or on the
 //! directory named by a shard config's `[federation]` section.
 
@@ -30,6 +31,31 @@ pub fn ca_init(dir: &Path, name: &str, validity_days: u32) -> anyhow::Result<()>
         keyfed_pki::ca::CA_CERT_FILE,
         keyfed_pki::ca::CA_KEY_FILE,
         ca.cert().not_after()
+    );
+    Ok(())
+}
+
+/// `keyfed ca issue-tls`: a member's TLS certificate for internal mTLS,
+/// written as `<out>/<name>.pem` and `<out>/<name>-key.pem` (mode 0600).
+pub fn ca_issue_tls(
+    dir: &Path,
+    kind: &str,
+    name: &str,
+    hosts: &[String],
+    out: &Path,
+    validity_days: u32,
+) -> anyhow::Result<()> {
+    let kind: keyfed_pki::MemberKind = kind.parse()?;
+    let ca = FederationCa::load(dir)
+        .with_context(|| format!("loading the federation CA from {}", dir.display()))?;
+    let identity = ca.issue_tls(kind, name, hosts, now(), i64::from(validity_days) * 86_400)?;
+    let paths = identity.write(out, name)?;
+    println!(
+        "TLS certificate for {} written: {} and its key {} (mode 0600); configure them in [internal_tls] with ca = {}",
+        kind.uri(name),
+        paths.cert.display(),
+        paths.key.display(),
+        keyfed_pki::ca::ca_paths(dir).0.display()
     );
     Ok(())
 }

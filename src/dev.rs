@@ -5,6 +5,11 @@
 //! generated on first start and kept in the data directory, so data and
 //! credentials survive restarts.
 //!
+//! Transport is **plain HTTP** on loopback (`insecure_plain_http` for the
+//! gateway, its calls to shards and the shards), and the start-up banner
+//! says so: `keyfed dev` is for trying keyfed on one host; deployments
+//! configure TLS and mTLS (docs/example-*.toml).
+//!
 //! Trust works as in production: a dev CA is created in `<data>/ca` on
 //! first start (key 0600), every shard is an issuer certifying its own
 //! signing key, and shards and gateway trust only keys the CA certifies.
@@ -67,6 +72,8 @@ fn shard_config(
     config.shard.id = format!("shard-{i}");
     config.server.listen = addr;
     config.server.public_url = Some(url.clone());
+    // Plain HTTP on loopback: `keyfed dev` is for trying keyfed on one host.
+    config.server.insecure_plain_http = true;
     config.storage.kind = StorageKind::Embedded;
     config.storage.path = data.join(format!("shard-{i}"));
     config.tokens.signing_key_file = data.join(format!("shard-{i}-signing-key.pem"));
@@ -137,10 +144,15 @@ pub async fn run(
     let mut gateway = GatewayConfig::default();
     gateway.server.listen = listen;
     gateway.server.public_url = Some(gateway_url.clone());
+    gateway.server.insecure_plain_http = true;
+    gateway.upstream.insecure_plain_http = true;
     gateway.trust.ca_cert = Some(keyfed_pki::ca::ca_paths(&ca).0);
     println!(
         "# keyfed dev: Keystone v3 at {gateway_url}/v3 — a gateway over {shards} shard(s); data in {}",
         data.display()
+    );
+    println!(
+        "# plain HTTP on loopback, for trying keyfed only; deployments use TLS and mTLS (docs/example-gateway.toml)"
     );
     println!("export OS_AUTH_URL={gateway_url}/v3");
     println!("export OS_IDENTITY_API_VERSION=3");

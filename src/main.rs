@@ -87,6 +87,31 @@ enum CaCommand {
         #[arg(long, default_value_t = 3650)]
         validity_days: u32,
     },
+    /// Issue a member's TLS certificate for internal mTLS (serverAuth and
+    /// clientAuth; names `keyfed:<kind>:<name>` and the hosts): writes
+    /// `<out>/<name>.pem` and `<out>/<name>-key.pem` (mode 0600). Refuses
+    /// to overwrite.
+    IssueTls {
+        /// The CA directory (`ca.pem`, `ca-key.pem`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The member's id (a shard id, or a gateway's name).
+        #[arg(long)]
+        name: String,
+        /// `shard` or `gateway`.
+        #[arg(long, default_value = "shard")]
+        kind: String,
+        /// A DNS name or IP address of the member's advertise URL
+        /// (repeatable; at least one for a shard).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Directory to write the certificate and key into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        validity_days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,6 +205,17 @@ async fn main() -> anyhow::Result<()> {
                     validity_days,
                 },
         } => admin::ca_init(&dir, &name, validity_days)?,
+        Command::Ca {
+            command:
+                CaCommand::IssueTls {
+                    dir,
+                    name,
+                    kind,
+                    hosts,
+                    out,
+                    validity_days,
+                },
+        } => admin::ca_issue_tls(&dir, &kind, &name, &hosts, &out, validity_days)?,
         Command::JoinToken {
             command: JoinTokenCommand::Create { ttl, config },
         } => {

@@ -26,6 +26,7 @@ fn bench_shard_validation(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = ShardConfig::default();
+    config.server.insecure_plain_http = true;
     config.storage.kind = StorageKind::Embedded;
     config.storage.path = dir.path().join("store");
     config.tokens.signing_key_file = dir.path().join("key.pem");

@@ -26,6 +26,7 @@ async fn start_shard() -> Shard {
     let mut config = ShardConfig::default();
     config.server.listen = addr;
     config.server.public_url = Some(url.clone());
+    config.server.insecure_plain_http = true;
     config.storage.kind = StorageKind::Embedded;
     config.storage.path = dir.path().join("store");
     config.tokens.signing_key_file = dir.path().join("signing-key.pem");

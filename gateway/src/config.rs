@@ -23,6 +23,11 @@ pub struct GatewayConfig {
     pub upstream: UpstreamConfig,
     /// Which member keys are trusted: the federation CA's certificates.
     pub trust: TrustConfig,
+    /// Internal mTLS to the shards (`{ ca, cert, key }`): calls present
+    /// this gateway's certificate (`keyfed ca issue-tls --kind gateway`) and
+    /// trust only shards the federation CA `ca` certified. Required unless
+    /// `upstream.insecure_plain_http`.
+    pub internal_tls: Option<keyfed_http::tls::MtlsFiles>,
 }
 
 /// Trust in member keys. One of `ca_cert` (production) and
@@ -56,6 +61,12 @@ pub struct ServerConfig {
     /// How long in-flight requests may run after shutdown is requested, in
     /// seconds. Default 10.
     pub shutdown_grace_secs: u64,
+    /// Public TLS (`{ cert, key }`, PEM files, from any CA clients trust).
+    /// Required unless `insecure_plain_http`.
+    pub tls: Option<keyfed_http::tls::TlsFiles>,
+    /// INSECURE: serve plain HTTP. For development and tests on one host
+    /// only (`keyfed dev`). Default false.
+    pub insecure_plain_http: bool,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +77,8 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_header_bytes: 16 * 1024,
             shutdown_grace_secs: 10,
+            tls: None,
+            insecure_plain_http: false,
         }
     }
 }
@@ -90,6 +103,9 @@ pub struct UpstreamConfig {
     /// Longest a TCP connect to a shard may take, in milliseconds: a shard
     /// that is down fails fast. Default 1000.
     pub connect_timeout_ms: u64,
+    /// INSECURE: call shards over plain HTTP, without `[internal_tls]`.
+    /// For development and tests on one host only. Default false.
+    pub insecure_plain_http: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -97,6 +113,7 @@ impl Default for UpstreamConfig {
         Self {
             request_timeout_ms: 5_000,
             connect_timeout_ms: 1_000,
+            insecure_plain_http: false,
         }
     }
 }
@@ -134,7 +151,14 @@ impl GatewayConfig {
     pub fn public_url(&self) -> String {
         match &self.server.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.server.listen),
+            None => {
+                let scheme = if self.server.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{}", self.server.listen)
+            }
         }
     }
 
@@ -177,6 +201,7 @@ impl GatewayConfig {
         if self.upstream.connect_timeout_ms == 0 {
             return Err(invalid("upstream.connect_timeout_ms", "must be positive"));
         }
+        self.validate_transport()?;
         match (&self.trust.ca_cert, self.trust.insecure_registry_trust) {
             (Some(_), false) | (None, true) => {}
             (None, false) => {
@@ -196,6 +221,41 @@ impl GatewayConfig {
     }
 }
 
+impl GatewayConfig {
+    /// Exactly one choice for the public listener and one for shard calls.
+    fn validate_transport(&self) -> Result<(), ConfigError> {
+        match (&self.server.tls, self.server.insecure_plain_http) {
+            (None, false) => {
+                return Err(invalid(
+                    "server.tls",
+                    "choose how the gateway serves: `tls = { cert, key }` (public TLS) or \
+                     `insecure_plain_http = true` (plain HTTP, for development only)",
+                ))
+            }
+            (Some(_), true) => {
+                return Err(invalid(
+                    "server.insecure_plain_http",
+                    "cannot be combined with server.tls",
+                ))
+            }
+            _ => {}
+        }
+        match (&self.internal_tls, self.upstream.insecure_plain_http) {
+            (None, false) => Err(invalid(
+                "internal_tls",
+                "choose how the gateway calls shards: `[internal_tls]` (mTLS with the \
+                 federation CA) or `[upstream] insecure_plain_http = true` (plain HTTP, for \
+                 development only)",
+            )),
+            (Some(_), true) => Err(invalid(
+                "upstream.insecure_plain_http",
+                "cannot be combined with [internal_tls]",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -203,10 +263,11 @@ mod tests {
 
     #[test]
     fn parses_with_defaults_and_names_bad_fields() {
-        let c = GatewayConfig::from_toml(
-            "[server]\nlisten = \"127.0.0.1:5001\"\n[directory.nats]\nurl = \"nats://x:4222\"\n\
-             [trust]\nca_cert = \"/etc/keyfed/ca.pem\"\n",
-        )
+        let c = GatewayConfig::from_toml(&format!(
+            "[server]\nlisten = \"127.0.0.1:5001\"\ninsecure_plain_http = true\n\
+             [directory.nats]\nurl = \"nats://x:4222\"\n\
+             [trust]\nca_cert = \"/etc/keyfed/ca.pem\"\n{MTLS}",
+        ))
         .unwrap();
         assert_eq!(c.upstream.request_timeout_ms, 5_000);
         assert_eq!(c.upstream.connect_timeout_ms, 1_000);
@@ -223,8 +284,42 @@ mod tests {
             "{err}"
         );
         assert!(GatewayConfig::from_toml("[server]\nbogus = 1\n").is_err());
-        let err = GatewayConfig::from_toml("[directory.nats]\nurl = \"nats://x\"\n").unwrap_err();
+        let err = GatewayConfig::from_toml(&format!(
+            "[server]\ninsecure_plain_http = true\n[directory.nats]\nurl = \"nats://x\"\n{MTLS}"
+        ))
+        .unwrap_err();
         assert!(err.to_string().contains("trust.ca_cert"), "{err}");
+    }
+
+    const MTLS: &str =
+        "[internal_tls]\nca = \"/ca.pem\"\ncert = \"/g.pem\"\nkey = \"/g-key.pem\"\n";
+
+    #[test]
+    fn listener_and_shard_calls_must_be_chosen_explicitly() {
+        let base = "[directory.nats]\nurl = \"nats://x\"\n[trust]\nca_cert = \"/ca.pem\"\n";
+        let err = GatewayConfig::from_toml(&format!("{base}{MTLS}")).unwrap_err();
+        assert!(err.to_string().contains("server.tls"), "{err}");
+        assert!(err.to_string().contains("insecure_plain_http"), "{err}");
+        let tls = "[server]\ntls = { cert = \"/p.pem\", key = \"/p-key.pem\" }\n";
+        let err = GatewayConfig::from_toml(&format!("{tls}{base}")).unwrap_err();
+        assert!(err.to_string().contains("`internal_tls`"), "{err}");
+        let c = GatewayConfig::from_toml(&format!("{tls}{base}{MTLS}")).unwrap();
+        assert!(c.public_url().starts_with("https://"), "{}", c.public_url());
+        let err =
+            GatewayConfig::from_toml(&format!("{tls}insecure_plain_http = true\n{base}{MTLS}"))
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("server.insecure_plain_http"),
+            "{err}"
+        );
+        let err = GatewayConfig::from_toml(&format!(
+            "{tls}{base}{MTLS}[upstream]\ninsecure_plain_http = true\n"
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("upstream.insecure_plain_http"),
+            "{err}"
+        );
     }
 }
 
@@ -237,7 +332,10 @@ mod example_tests {
     fn documented_example_is_valid() {
         let c = GatewayConfig::from_toml(include_str!("../../docs/example-gateway.toml")).unwrap();
         let d = GatewayConfig::default();
-        assert_eq!(c.server, d.server);
+        assert_eq!(c.server.listen, d.server.listen);
+        assert_eq!(c.server.max_body_bytes, d.server.max_body_bytes);
+        assert_eq!(c.server.max_header_bytes, d.server.max_header_bytes);
+        assert!(c.server.tls.is_some() && c.internal_tls.is_some());
         assert_eq!(c.upstream, d.upstream);
         assert_eq!(c.validator, d.validator);
     }

@@ -17,6 +17,7 @@ use axum::response::Response;
 use axum::Router;
 use futures::FutureExt;
 use keyfed_directory::{Directory, EmbeddedDirectory, NatsDirectory};
+use keyfed_http::tls::Transport;
 use keyfed_shared::error::{ApiError, ErrorKind};
 use tokio::net::TcpListener;
 use tracing::Instrument;
@@ -64,9 +65,16 @@ pub async fn run_with_directory(
 ) -> Result<(), GatewayError> {
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let max_buf = (config.server.max_header_bytes * 4).max(64 * 1024);
+    let transport = match &config.server.tls {
+        Some(files) => Transport::tls(
+            keyfed_http::tls::server_config(files)
+                .map_err(|e| GatewayError::Internal(format!("server.tls: {e}")))?,
+        ),
+        None => Transport::Plain,
+    };
     let state = Gateway::start(config, dir).await?;
     tracing::info!(url = %state.public_url, "gateway serving");
-    keyfed_http::serve(app(state), listener, shutdown, grace, max_buf).await;
+    keyfed_http::serve_with(app(state), listener, transport, shutdown, grace, max_buf).await;
     Ok(())
 }
 

@@ -73,10 +73,19 @@ impl Gateway {
         let view = FederationView::start_with_trust(directory.clone(), trust(&config)?).await?;
         let revocations = Revocations::start(directory.clone());
         let validator = Validator::new(view.clone(), revocations.clone(), &config.validator);
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(config.upstream.connect_timeout())
             .timeout(config.upstream.request_timeout())
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            .pool_idle_timeout(std::time::Duration::from_secs(30));
+        // mTLS to the shards: this gateway's certificate, the federation CA
+        // as the only trust anchor. Without it, plain HTTP (chosen
+        // explicitly in the config).
+        if let Some(files) = &config.internal_tls {
+            let tls = keyfed_http::tls::client_config(files)
+                .map_err(|e| GatewayError::Internal(format!("internal_tls: {e}")))?;
+            http = http.use_preconfigured_tls(tls);
+        }
+        let http = http
             .build()
             .map_err(|e| GatewayError::Internal(format!("building the HTTP client: {e}")))?;
         Ok(Arc::new(Self {

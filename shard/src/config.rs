@@ -54,6 +54,11 @@ pub struct ShardConfig {
     /// What member keys a federated shard trusts: the federation CA, and
     /// this shard's own signing certificate (see [`TrustConfig`]).
     pub trust: TrustConfig,
+    /// Internal mTLS (`{ ca, cert, key }`): the listener serves only
+    /// clients (gateways, peers) certified by the federation CA `ca`, and
+    /// calls to peers present `cert` and trust only `ca`. For a federated
+    /// shard: this, or `server.insecure_plain_http`. Default: none.
+    pub internal_tls: Option<keyfed_http::tls::MtlsFiles>,
 }
 
 /// Trust in a federation: every member's token-signing key must be
@@ -137,6 +142,13 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Seconds to let in-flight requests finish on shutdown. Default 10.
     pub shutdown_grace_secs: u64,
+    /// Public TLS (`{ cert, key }`, PEM files) for a standalone shard's
+    /// listener. A shard serves one listener: TLS, mTLS (`[internal_tls]`)
+    /// or plain HTTP (`insecure_plain_http`) — exactly one must be chosen.
+    pub tls: Option<keyfed_http::tls::TlsFiles>,
+    /// INSECURE: serve (and call peers over) plain HTTP. Only for
+    /// development and tests on one host (`keyfed dev`). Default false.
+    pub insecure_plain_http: bool,
 }
 
 impl Default for ServerConfig {
@@ -147,6 +159,8 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,
             shutdown_grace_secs: 10,
+            tls: None,
+            insecure_plain_http: false,
         }
     }
 }
@@ -352,7 +366,7 @@ impl ShardConfig {
         self.server
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.server.listen))
+            .unwrap_or_else(|| format!("{}://{}", self.scheme(), self.server.listen))
             .trim_end_matches('/')
             .to_owned()
     }
@@ -449,6 +463,7 @@ impl ShardConfig {
             }
         }
         self.validate_trust()?;
+        self.validate_transport()?;
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(invalid("log.format", "must be `text` or `json`"));
         }
@@ -457,6 +472,62 @@ impl ShardConfig {
 }
 
 impl ShardConfig {
+    /// The scheme clients use for this shard's listener.
+    pub fn scheme(&self) -> &'static str {
+        if self.server.tls.is_some() || self.internal_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Exactly one way of serving, and URLs that match it.
+    fn validate_transport(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        match (&s.tls, &self.internal_tls, s.insecure_plain_http) {
+            (None, None, false) => {
+                return Err(invalid(
+                    "server.tls",
+                    "choose how this shard serves: `[internal_tls]` (mTLS with the federation \
+                     CA, for a federated shard), `[server] tls = { cert, key }` (public TLS, \
+                     standalone), or `[server] insecure_plain_http = true` (plain HTTP, for \
+                     development only)",
+                ))
+            }
+            (Some(_), Some(_), _) => {
+                return Err(invalid(
+                    "server.tls",
+                    "a shard serves one listener: with [internal_tls] it is mTLS; remove \
+                     server.tls",
+                ))
+            }
+            (Some(_), None, true) | (None, Some(_), true) => {
+                return Err(invalid(
+                    "server.insecure_plain_http",
+                    "cannot be combined with server.tls or [internal_tls]",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(f) = &self.federation {
+            if s.tls.is_some() {
+                return Err(invalid(
+                    "server.tls",
+                    "a federated shard serves gateways and peers: use [internal_tls] (mTLS) \
+                     instead",
+                ));
+            }
+            let scheme = self.scheme();
+            if !f.advertise_url.starts_with(&format!("{scheme}://")) {
+                return Err(invalid(
+                    "federation.advertise_url",
+                    format!("must start with {scheme}:// (as the listener serves)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_trust(&self) -> Result<(), ConfigError> {
         let t = &self.trust;
         if t.ca_key.is_some() && t.ca_cert.is_none() {
@@ -490,20 +561,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_valid() {
-        ShardConfig::default().validate().unwrap();
-        ShardConfig::from_toml_str("").unwrap();
+    fn defaults_are_valid_once_plain_http_is_chosen() {
+        let mut c = ShardConfig::default();
+        c.server.insecure_plain_http = true;
+        c.validate().unwrap();
+        ShardConfig::from_toml_str("[server]\ninsecure_plain_http = true\n").unwrap();
+    }
+
+    #[test]
+    fn the_transport_must_be_chosen_explicitly_and_once() {
+        let e = ShardConfig::from_toml_str("").unwrap_err();
+        assert!(e.to_string().contains("server.tls"), "{e}");
+        assert!(e.to_string().contains("insecure_plain_http"), "{e}");
+        let tls =
+            ShardConfig::from_toml_str("[server]\ntls = { cert = \"/c.pem\", key = \"/k.pem\" }\n")
+                .unwrap();
+        assert!(tls.public_url().starts_with("https://"));
+        let e = ShardConfig::from_toml_str(
+            "[server]\ninsecure_plain_http = true\ntls = { cert = \"/c\", key = \"/k\" }\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("insecure_plain_http"), "{e}");
+        let mtls = "[internal_tls]\nca = \"/ca.pem\"\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n";
+        let e = ShardConfig::from_toml_str(&format!(
+            "[server]\ntls = {{ cert = \"/c\", key = \"/k\" }}\n{mtls}"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("one listener"), "{e}");
+        let federated = "[federation]\nadvertise_url = \"http://10.0.0.1:5000\"\n\
+                         [federation.embedded]\npath = \"/tmp/d\"\n\
+                         [trust]\nca_cert = \"/ca.pem\"\n";
+        let e = ShardConfig::from_toml_str(&format!("{mtls}{federated}")).unwrap_err();
+        assert!(e.to_string().contains("https://"), "{e}");
+        ShardConfig::from_toml_str(&format!("{mtls}{}", federated.replace("http:", "https:")))
+            .unwrap();
     }
 
     #[test]
     fn errors_name_the_field() {
-        let e = ShardConfig::from_toml_str("[tokens]\nexpiration_secs = 5\n").unwrap_err();
+        let e = ShardConfig::from_toml_str(
+            "[server]\ninsecure_plain_http = true\n[tokens]\nexpiration_secs = 5\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("tokens.expiration_secs"), "{e}");
         let e = ShardConfig::from_toml_str("[server]\nlisten = \"nope\"\n").unwrap_err();
         assert!(e.to_string().contains("listen"), "{e}");
         let e = ShardConfig::from_toml_str("[bogus]\n").unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
-        let e = ShardConfig::from_toml_str("[bootstrap]\n").unwrap_err();
+        let e = ShardConfig::from_toml_str("[server]\ninsecure_plain_http = true\n[bootstrap]\n")
+            .unwrap_err();
         assert!(e.to_string().contains("bootstrap.admin_password"), "{e}");
     }
 }

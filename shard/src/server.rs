@@ -1,6 +1,8 @@
 //! Serving: `run(config, listener, shutdown)` opens the store, builds the
 //! state, bootstraps when configured, and serves HTTP/1.1 until `shutdown`
 //! resolves, then lets in-flight requests finish within the grace period.
+//! The listener speaks mTLS, TLS or plain HTTP as the config chose
+//! ([`transport`]).
 //! The edge middleware adds `x-openstack-request-id`, a tracing span per
 //! request, the header-size limit and a panic guard.
 
@@ -19,6 +21,7 @@ use axum::response::Response;
 use axum::Router;
 use futures::FutureExt;
 use keyfed_directory::Directory;
+use keyfed_http::tls::{self, Transport};
 use keyfed_shared::error::{ApiError, ErrorKind};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -149,11 +152,32 @@ pub async fn serve_state(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ShardError> {
+    let transport = transport(&state.config)?;
     spawn_pruner(state.clone());
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let max_buf = (state.config.server.max_header_bytes * 4).max(64 * 1024);
-    keyfed_http::serve(app(state), listener, shutdown, grace, max_buf).await;
+    keyfed_http::serve_with(app(state), listener, transport, shutdown, grace, max_buf).await;
     Ok(())
+}
+
+/// How the listener speaks, as the config chose: mTLS with the federation
+/// CA (`[internal_tls]`), public TLS (`server.tls`) or plain HTTP.
+pub fn transport(config: &ShardConfig) -> Result<Transport, ShardError> {
+    let tls_error = |field: &'static str, e: keyfed_http::tls::TlsError| {
+        ShardError::Config(crate::config::ConfigError::Invalid {
+            field,
+            problem: e.to_string(),
+        })
+    };
+    Ok(match (&config.internal_tls, &config.server.tls) {
+        (Some(mtls), _) => {
+            Transport::tls(tls::mtls_server_config(mtls).map_err(|e| tls_error("internal_tls", e))?)
+        }
+        (None, Some(files)) => {
+            Transport::tls(tls::server_config(files).map_err(|e| tls_error("server.tls", e))?)
+        }
+        (None, None) => Transport::Plain,
+    })
 }
 
 fn spawn_pruner(state: AppState) {

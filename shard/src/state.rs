@@ -94,6 +94,7 @@ impl Shard {
             ),
             None => None,
         };
+        let http = peer_client(&config)?;
         let shard = Arc::new(Self {
             public_url: config.public_url(),
             config,
@@ -105,10 +106,7 @@ impl Shard {
             revocations: RwLock::new(RevocationIndex::from_events(events)),
             federation,
             metrics: Metrics::new(),
-            http: reqwest::Client::builder()
-                .connect_timeout(std::time::Duration::from_secs(2))
-                .build()
-                .map_err(|e| crate::error::Error::Internal(format!("http client: {e}")))?,
+            http,
             mirror: MirrorProgress::default(),
             mirror_task: std::sync::Mutex::new(None),
         });
@@ -202,4 +200,19 @@ impl Shard {
             .prune(now);
         Ok(pruned)
     }
+}
+
+/// The client for calls to peers: with `[internal_tls]` it presents this
+/// shard's certificate and trusts only the federation CA; otherwise plain
+/// HTTP (which the config chose explicitly).
+fn peer_client(config: &ShardConfig) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(2));
+    if let Some(files) = &config.internal_tls {
+        let tls = keyfed_http::tls::client_config(files)
+            .map_err(|e| crate::error::Error::Internal(format!("internal_tls: {e}")))?;
+        builder = builder.use_preconfigured_tls(tls);
+    }
+    builder
+        .build()
+        .map_err(|e| crate::error::Error::Internal(format!("http client: {e}")))
 }

@@ -122,6 +122,8 @@ impl TestGateway {
                 listen: addr,
                 public_url: Some(url.clone()),
                 shutdown_grace_secs: 1,
+                // Plain HTTP on loopback; TLS has its own tests.
+                insecure_plain_http: true,
                 ..ServerConfig::default()
             },
             directory: DirectoryConfig {
@@ -131,6 +133,7 @@ impl TestGateway {
             upstream: UpstreamConfig {
                 request_timeout_ms: UPSTREAM_TIMEOUT.as_millis() as u64,
                 connect_timeout_ms: 500,
+                insecure_plain_http: true,
             },
             trust,
             ..GatewayConfig::default()

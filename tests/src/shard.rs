@@ -60,6 +60,8 @@ impl TestShard {
                 listen: addr,
                 public_url: Some(url.clone()),
                 shutdown_grace_secs: 1,
+                // Tests on loopback; TLS has its own tests (transport_tls).
+                insecure_plain_http: true,
                 ..ServerConfig::default()
             },
             storage: StorageConfig {

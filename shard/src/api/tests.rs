@@ -33,6 +33,7 @@ impl TestApp {
         config.password.memory_kib = 64;
         config.password.iterations = 1;
         config.server.public_url = Some("http://keystone.test:5000".into());
+        config.server.insecure_plain_http = true;
         config.bootstrap = Some(BootstrapConfig {
             admin_password: Some("secret".into()),
             ..BootstrapConfig::default()

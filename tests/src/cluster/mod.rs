@@ -315,7 +315,9 @@ impl Cluster {
         let shard = &self.shards[i];
         let mut text = format!(
             "# Written by keyfed-tests (tests/src/cluster.rs).\n\
-             [server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = {url_s}\nshutdown_grace_secs = 1\n\n\
+             # Plain HTTP on loopback (TLS has its own tests).\n\
+             [server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = {url_s}\nshutdown_grace_secs = 1\n\
+             insecure_plain_http = true\n\n\
              [shard]\nid = {id}\n\n\
              [storage]\nkind = \"postgres\"\nurl = {db}\npool_size = 4\n\n\
              [tokens]\nsigning_key_file = {key}\n\n\
@@ -357,9 +359,11 @@ impl Cluster {
         let listen = url.trim_start_matches("http://");
         let text = format!(
             "# Written by keyfed-tests (tests/src/cluster.rs).\n\
-             [server]\nlisten = {listen}\npublic_url = {url}\nshutdown_grace_secs = 1\n\n\
+             [server]\nlisten = {listen}\npublic_url = {url}\nshutdown_grace_secs = 1\n\
+             insecure_plain_http = true\n\n\
              [directory.nats]\n{nats}\n\
-             [upstream]\nrequest_timeout_ms = {request}\nconnect_timeout_ms = {connect}\n\n{trust}",
+             [upstream]\nrequest_timeout_ms = {request}\nconnect_timeout_ms = {connect}\n\
+             insecure_plain_http = true\n\n{trust}",
             trust = self.trust_section(false)?,
             listen = toml_str(listen),
             url = toml_str(url),
