@@ -27,6 +27,13 @@ enum Command {
         /// The shard's TOML config file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Join the federation first, through this issuer member's URL:
+        /// generate the signing key, obtain its certificate, then run.
+        #[arg(long, requires = "join_token")]
+        join: Option<String>,
+        /// The join token (`keyfed join-token create`), with `--join`.
+        #[arg(long, requires = "join")]
+        join_token: Option<String>,
     },
     /// Run a gateway: one Keystone v3 endpoint in front of the federation.
     Gateway {
@@ -167,9 +174,16 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Shard { config } => {
+        Command::Shard {
+            config,
+            join,
+            join_token,
+        } => {
             let config = ShardConfig::load(&config)?;
             init_logging(&config.log.format, &config.log.level);
+            if let (Some(url), Some(token)) = (join, join_token) {
+                keyfed_shard::federation::enrol::enrol(&config, &url, &token).await?;
+            }
             let listener = tokio::net::TcpListener::bind(config.server.listen)
                 .await
                 .with_context(|| format!("binding {}", config.server.listen))?;

@@ -11,6 +11,7 @@ pub mod body;
 mod catalog;
 mod domains;
 mod health;
+pub mod internal;
 mod projects;
 mod roles;
 mod unsupported;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(roles::routes())
         .merge(assignments::routes())
         .merge(catalog::routes())
+        .merge(internal::routes())
         .merge(unsupported::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -143,7 +143,7 @@ async fn create(
         return Err(ApiError::not_found("domain", domain_id.as_str()).into());
     }
     let id = placed_id(&state, obj)?.map_or_else(ProjectId::generate, ProjectId::new);
-    state.check_project_owner(&id)?;
+    let _placement = state.place_new_project(&id).await?;
     let project = Project {
         id,
         name: name(obj)?,

@@ -104,7 +104,7 @@ async fn create(
         return Err(ApiError::not_found("domain", domain_id.as_str()).into());
     }
     let id = placed_id(&state, obj)?.map_or_else(UserId::generate, UserId::new);
-    state.check_user_home(&id)?;
+    let _placement = state.place_new_user(&id).await?;
     let user = User {
         id,
         name: name(obj)?,

@@ -13,7 +13,10 @@
 //! the unexpired revocation events it stored, so an event stored just before
 //! a crash or during a NATS outage still reaches every validator.
 
+pub mod activation;
+pub mod enrol;
 pub mod identity;
+pub mod joining;
 pub mod mirror;
 mod placement;
 pub mod record;
@@ -60,6 +63,8 @@ pub struct Federated {
     pub issuer: Option<Arc<FederationCa>>,
     /// Validity of the certificates this shard issues, seconds.
     pub certificate_validity_secs: i64,
+    /// Creations against listings for a joining member (see [`joining`]).
+    pub gate: joining::PlacementGate,
     /// The status this shard's record had when registered (`None` until
     /// the directory took the record).
     pub registered: tokio::sync::watch::Receiver<Option<MemberStatus>>,
@@ -167,6 +172,16 @@ impl Federated {
         for event in unpublished {
             let _ = outbox.send(event);
         }
+        let activating = tokio::spawn(
+            activation::Activation {
+                directory: directory.clone(),
+                view: view.clone(),
+                me: ShardId::new(shard_id),
+                url: config.advertise_url.trim_end_matches('/').to_owned(),
+                registered: registered.clone(),
+            }
+            .run(),
+        );
         let relay = Arc::new(Relay::default());
         let memberships = directory.kv(Bucket::Memberships);
         let relaying = tokio::spawn(relay.clone().run(
@@ -182,9 +197,10 @@ impl Federated {
             issuer: identity.issuer,
             certificate_validity_secs: identity.validity_secs,
             registered,
+            gate: joining::PlacementGate::default(),
             memberships,
             outbox,
-            tasks: vec![register, publisher, relaying],
+            tasks: vec![register, publisher, relaying, activating],
         }))
     }
 

@@ -7,6 +7,7 @@
 //! elsewhere first copies the user from its home shard as a *stub* (no
 //! password: logins go to the home shard).
 
+use super::joining::{pin_if_a_joiner_would_take, PinError, Placement};
 use crate::error::{Error, Result};
 use crate::state::Shard;
 use keyfed_shared::error::ApiError;
@@ -53,6 +54,42 @@ impl Shard {
             Ok(())
         } else {
             Err(not_owner("user", id.as_str(), home))
+        }
+    }
+
+    /// Admits the creation of project `id` here: refuses it unless this
+    /// shard owns it, and pins it here when a joining member would take it
+    /// (see [`super::joining`]). Hold the result until the project is
+    /// stored.
+    pub async fn place_new_project(&self, id: &ProjectId) -> Result<Option<Placement>> {
+        self.place_new(id.as_str(), "project").await
+    }
+
+    /// [`Shard::place_new_project`] for a user.
+    pub async fn place_new_user(&self, id: &UserId) -> Result<Option<Placement>> {
+        self.place_new(id.as_str(), "user").await
+    }
+
+    async fn place_new(&self, id: &str, kind: &str) -> Result<Option<Placement>> {
+        let Some(f) = &self.federation else {
+            return Ok(None);
+        };
+        let placement = f.gate.enter().await;
+        match kind {
+            "project" => self.check_project_owner(&ProjectId::new(id))?,
+            _ => self.check_user_home(&UserId::new(id))?,
+        }
+        let key = format!("{kind}/{id}");
+        match pin_if_a_joiner_would_take(f, &self.me(), &key, id).await {
+            Ok(()) => Ok(Some(placement)),
+            Err(PinError::Elsewhere(owner)) => Err(not_owner(kind, id, Some(owner))),
+            Err(PinError::Directory(e)) => {
+                tracing::warn!(error = %e, entity = %key, "pinning during a join failed");
+                Err(
+                    ApiError::unavailable("The federation directory is unavailable; retry later.")
+                        .into(),
+                )
+            }
         }
     }
 

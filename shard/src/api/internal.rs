@@ -1,0 +1,133 @@
+//! The federation's internal API on a shard (not Keystone; for members and
+//! administration tools, never routed by gateways):
+//!
+//! - `POST /internal/v1/join` — on an issuer (a shard holding the CA key):
+//!   admits a joining shard ([`keyfed_federation::lifecycle::admit`]): its
+//!   join token is spent, its certificate issued, its record `joining`.
+//!   The token is the credential: bad, expired or spent → 401; a bad CSR or
+//!   field → 400; an id taken → 409. 404 on a shard that is not an issuer.
+//! - `GET /internal/v1/tenants[?joining=<shard>]` — the ids of the projects
+//!   this shard owns and the users homed here (not stubs), for a joining
+//!   member's pins and `keyfed status`. Authorised by an admin call token
+//!   (`X-Keyfed-Admin-Token`, from the credentials bucket). With `joining`
+//!   it answers only once its view has that member joining, after the
+//!   placement barrier (see [`crate::federation::joining`]).
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keyfed_federation::lifecycle::admit::{admit, JoinRequest};
+use keyfed_federation::lifecycle::{credentials, LifecycleError};
+use keyfed_shared::error::ApiError;
+use keyfed_shared::federation::MemberStatus;
+use keyfed_shared::ids::ShardId;
+use keyfed_shared::model::ListFilter;
+use keyfed_shared::time::now_micros;
+use serde_json::json;
+
+use crate::api::body::JsonBody;
+use crate::error::Result;
+use crate::federation::Federated;
+use crate::state::AppState;
+
+/// The header carrying an admin call token.
+pub const ADMIN_TOKEN_HEADER: &str = "x-keyfed-admin-token";
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/internal/v1/join", post(join))
+        .route("/internal/v1/tenants", get(tenants))
+}
+
+fn now() -> i64 {
+    now_micros() / 1_000_000
+}
+
+fn federated(state: &AppState) -> Result<&Federated> {
+    state
+        .federation
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("resource", "internal").into())
+}
+
+/// A lifecycle error as the client sees it.
+fn refusal(e: LifecycleError) -> ApiError {
+    match e {
+        LifecycleError::Refused => ApiError::unauthorized(),
+        LifecycleError::Invalid(m) => ApiError::validation(m),
+        LifecycleError::Conflict(m) => ApiError::conflict(m),
+        LifecycleError::Directory(e) => {
+            tracing::warn!(error = %e, "directory failed during a lifecycle call");
+            ApiError::unavailable("The federation directory is unavailable; retry later.")
+        }
+    }
+}
+
+async fn join(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<Response> {
+    let f = federated(&state)?;
+    let Some(ca) = &f.issuer else {
+        return Err(ApiError::not_found("resource", "join").into());
+    };
+    let request: JoinRequest = serde_json::from_value(body)
+        .map_err(|e| ApiError::validation(format!("Invalid join request: {e}")))?;
+    let grant = admit(
+        f.directory.as_ref(),
+        ca,
+        &request,
+        now(),
+        f.certificate_validity_secs,
+    )
+    .await
+    .map_err(refusal)?;
+    Ok((StatusCode::CREATED, Json(grant)).into_response())
+}
+
+async fn tenants(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    let f = federated(&state)?;
+    let token = headers
+        .get(ADMIN_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(ApiError::unauthorized)?;
+    credentials::check_admin_token(f.directory.as_ref(), token, now())
+        .await
+        .map_err(refusal)?;
+    if let Some(joiner) = query.get("joining") {
+        let seen = f
+            .view
+            .member(&ShardId::new(joiner.as_str()))
+            .is_some_and(|m| m.status == MemberStatus::Joining);
+        if !seen {
+            return Err(ApiError::unavailable(format!(
+                "This member does not see {joiner} joining yet; retry."
+            ))
+            .into());
+        }
+        f.gate.barrier().await;
+    }
+    let me = ShardId::new(state.config.shard.id.as_str());
+    let all = ListFilter::default();
+    let projects: Vec<String> = state
+        .store
+        .list_projects(&all)
+        .await?
+        .into_iter()
+        .map(|p| p.id.to_string())
+        .collect();
+    let users: Vec<String> = state
+        .store
+        .list_users(&all)
+        .await?
+        .into_iter()
+        .filter(|u| f.view.home_of_user(&u.id).as_ref() == Some(&me))
+        .map(|u| u.id.to_string())
+        .collect();
+    Ok(Json(json!({"shard": me, "projects": projects, "users": users})).into_response())
+}

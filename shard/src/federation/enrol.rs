@@ -1,0 +1,94 @@
+//! Enrolment of a new shard (`keyfed shard --join URL --join-token T`):
+//! before its first start the shard generates its Ed25519 signing key
+//! (kept 0600), sends a CSR for it with the join token to an issuer
+//! member (`POST /internal/v1/join`), checks the certificate it gets
+//! against the federation CA it was configured with (`trust.ca_cert` — the
+//! CA is never taken from the answer), and saves it. The issuer has
+//! recorded it `joining`; the shard then starts, and turns itself `active`
+//! ([`super::activation`]).
+
+use std::time::Duration;
+
+use keyfed_federation::lifecycle::admit::{JoinGrant, JoinRequest};
+use keyfed_pki::{pem_to_der, signing_request, CaCert};
+use keyfed_shared::time::now_micros;
+
+use crate::config::ShardConfig;
+use crate::ShardError;
+
+fn fail(what: impl std::fmt::Display) -> ShardError {
+    ShardError::Federation(what.to_string())
+}
+
+/// Enrols the shard of `config` through the issuer at `issuer_url` with
+/// `join_token`; returns the certificate's path. Refuses when the shard
+/// already has a certificate. `config` is validated by its loader.
+pub async fn enrol(
+    config: &ShardConfig,
+    issuer_url: &str,
+    join_token: &str,
+) -> Result<std::path::PathBuf, ShardError> {
+    let federation = config
+        .federation
+        .as_ref()
+        .ok_or_else(|| fail("config field `federation`: joining needs a [federation] section"))?;
+    let ca_path = config
+        .trust
+        .ca_cert
+        .as_ref()
+        .ok_or_else(|| fail("config field `trust.ca_cert`: joining needs the federation CA"))?;
+    let ca = keyfed_pki::files::read_text(ca_path)
+        .and_then(|pem| CaCert::from_pem(&pem))
+        .map_err(|e| fail(format!("trust.ca_cert: {e}")))?;
+    let cert_path = config
+        .trust
+        .certificate_path(&config.tokens.signing_key_file);
+    if cert_path.exists() {
+        return Err(fail(format!(
+            "{} exists: this shard has already joined",
+            cert_path.display()
+        )));
+    }
+    let shard = config.shard.id.as_str();
+    let key = crate::keys::load_or_create(&config.tokens.signing_key_file)
+        .map_err(|e| fail(e.to_string()))?;
+    let request = JoinRequest {
+        shard_id: shard.to_owned(),
+        csr: signing_request(shard, &key).map_err(fail)?,
+        advertise_url: federation.advertise_url.clone(),
+        weight: federation.weight,
+        join_token: join_token.to_owned(),
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(fail)?;
+    let url = format!("{}/internal/v1/join", issuer_url.trim_end_matches('/'));
+    let response = http
+        .post(&url)
+        .json(&request)
+        .send()
+        .await
+        .map_err(|e| fail(format!("joining through {url}: {e}")))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let message = body["error"]["message"].as_str().unwrap_or("no message");
+        return Err(fail(format!("the join was refused ({status}): {message}")));
+    }
+    let grant: JoinGrant = response
+        .json()
+        .await
+        .map_err(|e| fail(format!("the issuer's answer: {e}")))?;
+    let der = pem_to_der(&grant.certificate).map_err(fail)?;
+    let now = now_micros() / 1_000_000;
+    let signer = ca
+        .verify_signer(&der, shard, now)
+        .map_err(|e| fail(format!("the certificate received: {e}")))?;
+    if signer.key != key.verifying_key() {
+        return Err(fail("the certificate received certifies another key"));
+    }
+    keyfed_pki::files::write_public(&cert_path, grant.certificate.as_bytes()).map_err(fail)?;
+    tracing::info!(shard, kid = %grant.kid, path = %cert_path.display(), "joined: certificate saved");
+    Ok(cert_path)
+}

@@ -1,0 +1,118 @@
+//! Placement while a member is joining.
+//!
+//! The ring ignores where a tenant lives: when a joining member turns
+//! `active`, every existing tenant the new ring assigns to it would be
+//! routed there though its data has not moved. Until tenant moves exist,
+//! the joiner pins each such tenant to its current owner before it turns
+//! active ([`super::activation`]). Two things keep that exact:
+//!
+//! - while any member is `joining`, a shard creating a project or user
+//!   that the ring *with the joiners* would assign to a joiner pins it to
+//!   itself first (pins bucket, `create`), so entities created during the
+//!   join need no enumeration;
+//! - a shard lists its entities for a joiner only once its view has the
+//!   joiner, and after a barrier ([`PlacementGate::barrier`]) that waits
+//!   for every creation that began before — so any creation the listing
+//!   misses saw the joiner and pinned itself.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use keyfed_directory::{Bucket, DirectoryError, Kv};
+use keyfed_shared::federation::MemberStatus;
+use keyfed_shared::ids::ShardId;
+use keyfed_shared::ring::Ring;
+use tokio::sync::{OwnedRwLockReadGuard, RwLock};
+
+use super::Federated;
+
+/// Creations hold it shared from their placement check to their store
+/// write; a listing for a joiner takes it exclusively, once, as a barrier.
+#[derive(Debug, Default, Clone)]
+pub struct PlacementGate(Arc<RwLock<()>>);
+
+/// Held by a creation until its entity is stored.
+pub type Placement = OwnedRwLockReadGuard<()>;
+
+impl PlacementGate {
+    /// Enters a creation.
+    pub async fn enter(&self) -> Placement {
+        self.0.clone().read_owned().await
+    }
+
+    /// Waits until every creation that entered before has finished.
+    pub async fn barrier(&self) {
+        drop(self.0.write().await);
+    }
+}
+
+/// Why a pin for a joiner could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// Another member holds the pin.
+    #[error("pinned to {0}")]
+    Elsewhere(ShardId),
+    /// The directory failed.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+}
+
+/// The ring over the active and joining members, when any is joining.
+pub fn ring_with_joiners(f: &Federated) -> Option<Ring> {
+    let members = f.view.members();
+    if !members.iter().any(|m| m.status == MemberStatus::Joining) {
+        return None;
+    }
+    let weights: Vec<(ShardId, u32)> = members
+        .iter()
+        .filter(|m| matches!(m.status, MemberStatus::Active | MemberStatus::Joining))
+        .map(|m| (m.id.clone(), m.weight))
+        .collect();
+    Ring::new(&weights).ok()
+}
+
+/// Pins `key` (`project/<id>` or `user/<id>`) to `owner`; a pin already
+/// naming `owner` is fine.
+pub async fn pin(pins: &dyn Kv, key: &str, owner: &ShardId) -> Result<(), PinError> {
+    match pins
+        .create(key, Bytes::from(owner.as_str().to_owned()))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(DirectoryError::AlreadyExists) => {
+            let current = pins
+                .get(key)
+                .await?
+                .map(|e| String::from_utf8_lossy(&e.value).into_owned());
+            match current {
+                Some(s) if s == owner.as_str() => Ok(()),
+                Some(s) => Err(PinError::Elsewhere(ShardId::new(s))),
+                None => Err(DirectoryError::WrongRevision.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// For a creation on `me` of the entity `key` whose ring key is `id`: pins
+/// it to `me` when a joining member would otherwise take it on activation.
+pub async fn pin_if_a_joiner_would_take(
+    f: &Federated,
+    me: &ShardId,
+    key: &str,
+    id: &str,
+) -> Result<(), PinError> {
+    let Some(ring) = ring_with_joiners(f) else {
+        return Ok(());
+    };
+    let future = ring.owner(id);
+    let joining = f
+        .view
+        .member(future)
+        .is_some_and(|m| m.status == MemberStatus::Joining);
+    if future != me && joining {
+        pin(f.directory.kv(Bucket::Pins).as_ref(), key, me).await?;
+        tracing::info!(entity = key, joiner = %future, "pinned here while a member joins");
+    }
+    Ok(())
+}

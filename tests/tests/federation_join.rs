@@ -1,0 +1,317 @@
+//! A shard joins a running federation (CA trust, real NATS, real
+//! PostgreSQL, in-process shards and gateways: `TestFederation`):
+//!
+//! - a join token is created; a third shard enrols through a member (its
+//!   key, a CSR, its certificate) and turns itself active once serving;
+//! - every tenant that existed before keeps its owner (the ones the new
+//!   ring assigns to the new shard are pinned) and answers through both
+//!   gateways; new tenants land on the new shard through both gateways;
+//! - the join endpoint answers Keystone-shaped errors: bad token 401, bad
+//!   CSR 400, id taken 409; the join token cannot be used twice;
+//! - a rogue signer — in the registry with a certificate from another CA,
+//!   or not in the registry at all — is refused by both gateways.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use keyfed_directory::{Bucket, Directory, NatsDirectory};
+use keyfed_federation::lifecycle::credentials;
+use keyfed_pki::join_token::Purpose;
+use keyfed_pki::{der_to_pem, signing_request};
+use keyfed_shard::config::{FederationConfig, ShardConfig};
+use keyfed_shared::federation::{Member, MemberCert, MemberStatus};
+use keyfed_shared::ids::{ProjectId, ShardId};
+use keyfed_shared::token::{Claims, Signer};
+use keyfed_tests::gateway::{TestCa, TestFederation};
+use keyfed_tests::shard::TestShard;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn now() -> i64 {
+    keyfed_shared::time::now_micros() / 1_000_000
+}
+
+async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn create_project(f: &TestFederation, g: usize, admin: &str, name: &str) -> ProjectId {
+    let body = json!({"project": {"name": name, "domain_id": "default"}});
+    let (status, body) = f
+        .call(g, Method::POST, "/v3/projects", admin, Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{body}");
+    ProjectId::new(body["project"]["id"].as_str().unwrap())
+}
+
+/// `POST /internal/v1/join` on `url` with a raw body: (status, body).
+async fn post_join(url: &str, body: &Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/internal/v1/join"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_keystone_error(status: u16, body: &Value, code: u16) {
+    assert_eq!(status, code, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["title"].is_string(), "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+}
+
+/// A config for enrolling `id` with keys in `dir`.
+fn joiner_config(f: &TestFederation, id: &str, dir: &std::path::Path) -> ShardConfig {
+    let mut c = ShardConfig::default();
+    c.shard.id = id.into();
+    c.tokens.signing_key_file = dir.join("signing-key.pem");
+    c.trust.ca_cert = Some(f.ca.cert.clone());
+    c.federation = Some(FederationConfig {
+        // Replaced by the shard's real URL when it registers.
+        advertise_url: "http://127.0.0.1:9".into(),
+        weight: 1,
+        nats: Some(f.directory.clone()),
+        embedded: None,
+    });
+    c
+}
+
+/// Re-signs `token`'s claims with a key of its own under `kid`.
+fn forge(token: &str, kid: &str, key: ed25519_dalek::SigningKey) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    let claims: Claims = serde_json::from_slice(&bytes).unwrap();
+    Signer::new(kid, key).sign(&claims).unwrap()
+}
+
+/// `GET /v3/auth/tokens` for `subject` through gateway `g`.
+async fn validate(f: &TestFederation, g: usize, auth: &str, subject: &str) -> u16 {
+    f.http
+        .get(format!("{}/v3/auth/tokens", f.gateway(g)))
+        .header("x-auth-token", auth)
+        .header("x-subject-token", subject)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
+    let f = TestFederation::start_with(2, 2).await.unwrap();
+    let admin = f.admin_token(0).await.unwrap();
+    let dir: Arc<dyn Directory> = Arc::new(NatsDirectory::connect(&f.directory).await.unwrap());
+
+    // Tenants that exist before the join, and where they live.
+    let mut before = BTreeMap::new();
+    for i in 0..24 {
+        let p = create_project(&f, i % 2, &admin, &format!("before-{i}")).await;
+        before.insert(p.clone(), f.view.owner_of_project(&p).unwrap());
+    }
+
+    // The join endpoint refuses bad input, Keystone-shaped.
+    let issuer = f.shard("shard-0").unwrap().url.clone();
+    let key_dir = tempfile::tempdir().unwrap();
+    let token = credentials::issue(dir.as_ref(), Purpose::Join, now(), 600)
+        .await
+        .unwrap();
+    let key = keyfed_shard::keys::load_or_create(&key_dir.path().join("probe.pem")).unwrap();
+    let request = |id: &str, csr: String, token: &str| {
+        json!({"shard_id": id, "csr": csr, "advertise_url": "http://127.0.0.1:9",
+               "weight": 1, "join_token": token})
+    };
+    let (status, body) = post_join(
+        &issuer,
+        &request(
+            "shard-2",
+            signing_request("shard-2", &key).unwrap(),
+            "bogus",
+        ),
+    )
+    .await;
+    assert_keystone_error(status, &body, 401);
+    let (status, body) = post_join(&issuer, &request("shard-2", "not a csr".into(), &token)).await;
+    assert_keystone_error(status, &body, 400);
+    let (status, body) = post_join(
+        &issuer,
+        &request("shard-2", signing_request("shard-9", &key).unwrap(), &token),
+    )
+    .await;
+    assert_keystone_error(status, &body, 400);
+    let (status, body) = post_join(
+        &issuer,
+        &request("shard-1", signing_request("shard-1", &key).unwrap(), &token),
+    )
+    .await;
+    assert_keystone_error(status, &body, 409);
+    let (status, body) = post_join(&issuer, &json!({"shard_id": "x"})).await;
+    assert_keystone_error(status, &body, 400);
+
+    // shard-2 enrols with the (still unspent) token, then starts.
+    let joiner = joiner_config(&f, "shard-2", key_dir.path());
+    let cert = keyfed_shard::federation::enrol::enrol(&joiner, &issuer, &token)
+        .await
+        .unwrap();
+    let record = f.view.member(&ShardId::new("shard-2"));
+    assert!(
+        record
+            .as_ref()
+            .is_none_or(|m| m.status == MemberStatus::Joining),
+        "{record:?}"
+    );
+    // The token is spent.
+    let again = joiner_config(&f, "shard-3", &key_dir.path().join("3"));
+    let err = keyfed_shard::federation::enrol::enrol(&again, &issuer, &token)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+
+    let nats = f.directory.clone();
+    let (ca_cert, key_file) = (f.ca.cert.clone(), joiner.tokens.signing_key_file.clone());
+    let third = TestShard::start_with(move |c| {
+        c.shard.id = "shard-2".into();
+        c.bootstrap = None;
+        c.tokens.signing_key_file = key_file;
+        c.trust.ca_cert = Some(ca_cert);
+        c.trust.certificate = Some(cert);
+        c.federation = Some(FederationConfig {
+            advertise_url: c.public_url(),
+            weight: 1,
+            nats: Some(nats),
+            embedded: None,
+        });
+    })
+    .await
+    .unwrap();
+    let s2 = ShardId::new("shard-2");
+    eventually("shard-2 active", || {
+        f.view
+            .member(&s2)
+            .is_some_and(|m| m.status == MemberStatus::Active && m.url == third.url)
+    })
+    .await;
+    eventually("the ring has three members", || {
+        f.view.ring().is_some_and(|r| r.shards().len() == 3)
+    })
+    .await;
+
+    // Existing tenants keep their owner (some only by a pin) and work
+    // through both gateways.
+    let ring = f.view.ring().unwrap();
+    let pinned = before
+        .keys()
+        .filter(|p| ring.owner(p.as_str()) == &s2)
+        .count();
+    assert!(
+        pinned > 0,
+        "no existing project hashes to shard-2; pick more"
+    );
+    for (p, owner) in &before {
+        assert_eq!(f.view.owner_of_project(p).as_ref(), Some(owner), "{p}");
+        for g in 0..2 {
+            let (status, body) = f
+                .call(g, Method::GET, &format!("/v3/projects/{p}"), &admin, None)
+                .await
+                .unwrap();
+            assert_eq!(status, 200, "gateway {g}, {p}: {body}");
+        }
+    }
+
+    // New tenants land on shard-2 through both gateways.
+    let mut landed = [0usize; 2];
+    for i in 0..40 {
+        let g = i % 2;
+        let p = create_project(&f, g, &admin, &format!("after-{i}")).await;
+        if f.view.owner_of_project(&p).as_ref() == Some(&s2) {
+            landed[g] += 1;
+            let (status, body) = f
+                .call(
+                    1 - g,
+                    Method::GET,
+                    &format!("/v3/projects/{p}"),
+                    &admin,
+                    None,
+                )
+                .await
+                .unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    assert!(landed[0] > 0 && landed[1] > 0, "{landed:?}");
+    let listed: Value = reqwest::Client::new()
+        .get(format!("{}/v3/projects", third.url))
+        .header("x-auth-token", &admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["projects"].as_array().unwrap().len(),
+        landed[0] + landed[1],
+        "shard-2 holds exactly the new tenants placed on it"
+    );
+
+    // A rogue: in the registry with a certificate from another CA.
+    let rogue_ca = TestCa::new().unwrap();
+    let rogue_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let csr = signing_request("rogue", &rogue_key).unwrap();
+    let (der, _) = rogue_ca
+        .ca
+        .issue_verified(&csr, "rogue", now(), 86_400)
+        .unwrap();
+    assert!(!der_to_pem(&der).is_empty());
+    let record = Member {
+        id: ShardId::new("rogue"),
+        url: "http://127.0.0.1:9".into(),
+        weight: 1,
+        status: MemberStatus::Active,
+        kid: "rogue.1".into(),
+        public_key: Member::encode_key(&rogue_key.verifying_key()),
+        certificates: vec![MemberCert::new("rogue.1", &der)],
+        trusted_until: None,
+    };
+    dir.kv(Bucket::Members)
+        .put("rogue", serde_json::to_vec(&record).unwrap().into())
+        .await
+        .unwrap();
+    let forged = forge(&admin, "rogue.1", rogue_key);
+    let ghost = forge(
+        &admin,
+        "ghost.1",
+        ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+    );
+    // Give the views time to see the rogue's record.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for g in 0..2 {
+        for bad in [&forged, &ghost] {
+            assert_eq!(validate(&f, g, &admin, bad).await, 404, "gateway {g}");
+            let (status, body) = f
+                .call(g, Method::GET, "/v3/projects", bad, None)
+                .await
+                .unwrap();
+            assert_eq!(status, 401, "gateway {g}: {body}");
+        }
+    }
+    assert!(f
+        .view
+        .ring()
+        .unwrap()
+        .weight(&ShardId::new("rogue"))
+        .is_none());
+    drop(third);
+}
