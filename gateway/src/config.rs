@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use keyfed_directory::{EmbeddedConfig, NatsConfig};
 use keyfed_federation::ValidatorConfig;
+pub use keyfed_http::tls::{MtlsFiles, TlsFiles};
 use serde::{Deserialize, Serialize};
 
 /// The whole gateway configuration.

@@ -2,6 +2,7 @@
 //! default; unknown fields are rejected; [`ShardConfig::validate`] checks
 //! values at start and names the offending field.
 
+pub use keyfed_http::tls::{MtlsFiles, TlsFiles};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;

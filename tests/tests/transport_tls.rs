@@ -1,0 +1,367 @@
+//! Transport security on real sockets: a federation in one process (two
+//! shards and a gateway on the embedded store and directory) where the
+//! gateway serves public TLS from its own CA, and every internal call —
+//! gateway to shard, shard to shard — runs over mTLS with certificates
+//! from the federation CA. A full login, project creation, role grant (the
+//! owner fetches the user from its home shard) and rescope run through the
+//! gateway; a shard's listener refuses clients without a certificate the
+//! federation CA issued.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use keyfed_directory::{Directory, EmbeddedConfig, EmbeddedDirectory};
+use keyfed_gateway::config::GatewayConfig;
+use keyfed_pki::{FederationCa, MemberKind};
+use keyfed_shard::config::{
+    BootstrapConfig, FederationConfig, MtlsFiles, ShardConfig, StorageKind, TlsFiles,
+};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+const PASSWORD: &str = "tls-test-admin-password";
+
+fn now() -> i64 {
+    keyfed_shared::time::now_micros() / 1_000_000
+}
+
+/// A CA in `<root>/<name>` and the member certificates it issues there.
+struct Pki {
+    ca: FederationCa,
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(root: &Path, name: &str) -> anyhow::Result<Self> {
+        let dir = root.join(name);
+        let ca = FederationCa::init(&dir, name, now(), 86_400)?;
+        Ok(Self { ca, dir })
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        keyfed_pki::ca::ca_paths(&self.dir).0
+    }
+
+    fn member(&self, kind: MemberKind, id: &str) -> anyhow::Result<MtlsFiles> {
+        let paths = self
+            .ca
+            .issue_tls(kind, id, &["127.0.0.1".to_owned()], now(), 3600)?
+            .write(&self.dir, id)?;
+        Ok(MtlsFiles {
+            ca: self.ca_file(),
+            cert: paths.cert,
+            key: paths.key,
+        })
+    }
+}
+
+/// A client trusting only `ca`, presenting `identity` (certificate and key
+/// files) when given.
+fn client(ca: &Path, identity: Option<&MtlsFiles>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca)?)?)
+        .timeout(Duration::from_secs(10));
+    if let Some(files) = identity {
+        let mut pem = std::fs::read(&files.cert)?;
+        pem.extend(std::fs::read(&files.key)?);
+        builder = builder.identity(reqwest::Identity::from_pem(&pem)?);
+    }
+    Ok(builder.build()?)
+}
+
+async fn bind() -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Two mTLS shards and a gateway (public TLS, mTLS to the shards).
+struct Federation {
+    gateway: String,
+    shards: Vec<String>,
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for Federation {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn shard_config(
+    root: &Path,
+    i: usize,
+    addr: SocketAddr,
+    gateway: &str,
+    directory: &EmbeddedConfig,
+    federation_ca: &Pki,
+) -> anyhow::Result<ShardConfig> {
+    let id = format!("shard-{i}");
+    let url = format!("https://{addr}");
+    let mut c = ShardConfig::default();
+    c.shard.id = id.clone();
+    c.server.listen = addr;
+    c.server.public_url = Some(url.clone());
+    c.server.shutdown_grace_secs = 1;
+    c.internal_tls = Some(federation_ca.member(MemberKind::Shard, &id)?);
+    c.storage.kind = StorageKind::Embedded;
+    c.storage.path = root.join(&id);
+    c.tokens.signing_key_file = root.join(format!("{id}-signing-key.pem"));
+    c.password.memory_kib = 64;
+    c.password.iterations = 1;
+    let identity = Some(format!("{gateway}/v3/"));
+    c.bootstrap = Some(BootstrapConfig {
+        admin_password: Some(PASSWORD.into()),
+        public_url: identity.clone(),
+        internal_url: identity.clone(),
+        admin_url: identity,
+        ..BootstrapConfig::default()
+    });
+    c.federation = Some(FederationConfig {
+        advertise_url: url,
+        weight: 1,
+        nats: None,
+        embedded: Some(directory.clone()),
+    });
+    let (ca_cert, ca_key) = keyfed_pki::ca::ca_paths(&federation_ca.dir);
+    c.trust.ca_cert = Some(ca_cert);
+    c.trust.ca_key = Some(ca_key);
+    c.validate().context("the test shard's config")?;
+    Ok(c)
+}
+
+async fn start(root: &Path, federation_ca: &Pki, public_ca: &Pki) -> anyhow::Result<Federation> {
+    let directory_config = EmbeddedConfig::new(root.join("directory"));
+    let directory: Arc<dyn Directory> = Arc::new(EmbeddedDirectory::open(&directory_config)?);
+    let (gateway_listener, gateway_addr) = bind().await?;
+    let gateway = format!("https://{gateway_addr}");
+    let (stop, stopped) = watch::channel(false);
+    let mut shards = Vec::new();
+    for i in 1..=2 {
+        let (listener, addr) = bind().await?;
+        let config = shard_config(root, i, addr, &gateway, &directory_config, federation_ca)?;
+        shards.push(config.public_url());
+        let state = keyfed_shard::server::build_with_directory(config, Some(directory.clone()))
+            .await
+            .with_context(|| format!("starting shard-{i}"))?;
+        let mut stopped = stopped.clone();
+        tokio::spawn(keyfed_shard::server::serve_state(
+            state,
+            listener,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
+    }
+
+    let mut config = GatewayConfig::default();
+    config.server.listen = gateway_addr;
+    config.server.public_url = Some(gateway.clone());
+    config.server.shutdown_grace_secs = 1;
+    let public = public_ca.member(MemberKind::Gateway, "public")?;
+    config.server.tls = Some(TlsFiles {
+        cert: public.cert,
+        key: public.key,
+    });
+    config.internal_tls = Some(federation_ca.member(MemberKind::Gateway, "gw-1")?);
+    config.trust.ca_cert = Some(federation_ca.ca_file());
+    config.directory.embedded = Some(directory_config);
+    config.validate()?;
+    let mut stopped = stopped.clone();
+    tokio::spawn(keyfed_gateway::server::run_with_directory(
+        config,
+        directory,
+        gateway_listener,
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        },
+    ));
+    let federation = Federation {
+        gateway,
+        shards,
+        stop,
+    };
+    let http = client(&public_ca.ca_file(), None)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http
+            .get(format!("{}/readyz", federation.gateway))
+            .send()
+            .await;
+        if matches!(&r, Ok(r) if r.status() == reqwest::StatusCode::OK) {
+            return Ok(federation);
+        }
+        if Instant::now() > deadline {
+            bail!("the gateway never became ready over https: {r:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn json(r: reqwest::Response, expected: u16) -> anyhow::Result<(Option<String>, Value)> {
+    let status = r.status().as_u16();
+    let token = r
+        .headers()
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status == expected, "status {status}, body {body}");
+    Ok((token, body))
+}
+
+/// The shard that signed a token (its `kid` is `<shard>.<serial>`).
+fn signer(token: &str) -> anyhow::Result<String> {
+    let parsed = keyfed_shared::token::parse(token).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(parsed
+        .kid()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keystone_through_a_tls_gateway_over_mtls_shards() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let federation_ca = Pki::new(root.path(), "federation-ca")?;
+    let public_ca = Pki::new(root.path(), "public-ca")?;
+    let fed = start(root.path(), &federation_ca, &public_ca).await?;
+    let http = client(&public_ca.ca_file(), None)?;
+    let gw = &fed.gateway;
+
+    // Version discovery over https, with https links.
+    let (_, versions) = json(http.get(format!("{gw}/v3")).send().await?, 200).await?;
+    let href = versions["version"]["links"][0]["href"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(href.starts_with("https://"), "{versions}");
+
+    // A password login (the home shard, over mTLS).
+    let login = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": PASSWORD}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}
+    }});
+    let (token, body) = json(
+        http.post(format!("{gw}/v3/auth/tokens"))
+            .json(&login)
+            .send()
+            .await?,
+        201,
+    )
+    .await?;
+    let token = token.context("no X-Subject-Token")?;
+    let user = body["token"]["user"]["id"].as_str().unwrap_or_default();
+    let (_, roles) = json(
+        http.get(format!("{gw}/v3/roles?name=admin"))
+            .header("x-auth-token", &token)
+            .send()
+            .await?,
+        200,
+    )
+    .await?;
+    let role = roles["roles"][0]["id"].as_str().unwrap_or_default();
+
+    // Projects until both shards own one: each creation, grant (on the
+    // other shard, the owner fetches the user from its home shard: shard
+    // to shard) and rescope (signed by the owner) runs over mTLS.
+    let mut signers = BTreeSet::new();
+    for n in 0..40 {
+        let (_, project) = json(
+            http.post(format!("{gw}/v3/projects"))
+                .header("x-auth-token", &token)
+                .json(&json!({"project": {"name": format!("tls-{n}"), "domain_id": "default"}}))
+                .send()
+                .await?,
+            201,
+        )
+        .await?;
+        let project = project["project"]["id"].as_str().unwrap_or_default();
+        let grant = http
+            .put(format!(
+                "{gw}/v3/projects/{project}/users/{user}/roles/{role}"
+            ))
+            .header("x-auth-token", &token)
+            .send()
+            .await?;
+        assert_eq!(grant.status().as_u16(), 204, "{:?}", grant.text().await);
+        let rescope = json!({"auth": {
+            "identity": {"methods": ["token"], "token": {"id": token}},
+            "scope": {"project": {"id": project}}
+        }});
+        let (scoped, _) = json(
+            http.post(format!("{gw}/v3/auth/tokens"))
+                .json(&rescope)
+                .send()
+                .await?,
+            201,
+        )
+        .await?;
+        signers.insert(signer(&scoped.context("no scoped token")?)?);
+        if signers.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        signers,
+        BTreeSet::from(["shard-1".to_owned(), "shard-2".to_owned()])
+    );
+
+    // The shards' listeners serve federation members only.
+    let shard = &fed.shards[0];
+    let member = federation_ca.member(MemberKind::Gateway, "gw-probe")?;
+    let ok = client(&federation_ca.ca_file(), Some(&member))?
+        .get(format!("{shard}/healthz"))
+        .send()
+        .await?;
+    assert_eq!(ok.status().as_u16(), 200);
+    let anonymous = client(&federation_ca.ca_file(), None)?
+        .get(format!("{shard}/healthz"))
+        .send()
+        .await;
+    assert!(anonymous.is_err(), "no client certificate: {anonymous:?}");
+    let rogue_ca = Pki::new(root.path(), "rogue-ca")?;
+    let rogue = rogue_ca.member(MemberKind::Gateway, "gw-1")?;
+    let rogue = client(&federation_ca.ca_file(), Some(&rogue))?
+        .get(format!("{shard}/healthz"))
+        .send()
+        .await;
+    assert!(rogue.is_err(), "a certificate from another CA: {rogue:?}");
+    let plain = reqwest::get(format!("{}/healthz", shard.replace("https:", "http:"))).await;
+    assert!(
+        !matches!(&plain, Ok(r) if r.status().is_success()),
+        "plain HTTP: {plain:?}"
+    );
+    // The gateway's public listener does not take plain HTTP either.
+    let plain = reqwest::get(format!("{}/v3", gw.replace("https:", "http:"))).await;
+    assert!(!matches!(&plain, Ok(r) if r.status().is_success()));
+    Ok(())
+}
+
+#[test]
+fn a_config_without_a_transport_choice_is_refused() {
+    let e = ShardConfig::from_toml_str("[shard]\nid = \"s1\"\n")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("server.tls") && e.contains("insecure_plain_http"),
+        "{e}"
+    );
+    let e = GatewayConfig::from_toml(
+        "[directory.embedded]\npath = \"/tmp/x\"\n[trust]\nca_cert = \"/ca.pem\"\n",
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        e.contains("server.tls") && e.contains("insecure_plain_http"),
+        "{e}"
+    );
+}
