@@ -4,10 +4,10 @@
 
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keyfed_directory::Bucket;
+use keyfed_directory::{Bucket, DirectoryError};
 use keyfed_federation::Valid;
 use keyfed_shared::auth::{
-    parse_auth_request, DomainRef, Identity, ProjectRef, ScopeRequest, UserRef,
+    parse_auth_request, AuthRequest, DomainRef, Identity, ProjectRef, ScopeRequest, UserRef,
 };
 use keyfed_shared::error::{ApiError, ErrorKind};
 use keyfed_shared::federation::name_key;
@@ -177,10 +177,17 @@ async fn project_id(state: &Gateway, project: &ProjectRef) -> Result<ProjectId> 
     }
 }
 
-/// `POST /v3/auth/tokens`; see the crate doc for the routing.
-pub async fn issue(state: &Gateway, req: &Incoming) -> Result<Response> {
-    let body = req.json()?;
-    let auth = parse_auth_request(&body)?;
+/// Where a token request goes: the user, whether a password is checked,
+/// the user's home and the shard that signs the requested scope.
+struct IssueRoute {
+    user: UserId,
+    by_password: bool,
+    home: ShardId,
+    target: ShardId,
+}
+
+/// Resolves the names and ids of a token request to shards.
+async fn resolve(state: &Gateway, auth: &AuthRequest) -> Result<IssueRoute> {
     let (user, by_password) = match &auth.identity {
         Identity::Password { user, .. } => (user_id(state, user).await?, true),
         Identity::Token { id } => {
@@ -205,6 +212,32 @@ pub async fn issue(state: &Gateway, req: &Incoming) -> Result<Response> {
                 .ok_or(GatewayError::NoMember)?
         }
         _ => home.clone(),
+    };
+    Ok(IssueRoute {
+        user,
+        by_password,
+        home,
+        target,
+    })
+}
+
+/// `POST /v3/auth/tokens`; see the crate doc for the routing. Names that
+/// cannot be resolved while the directory is down are resolved by the
+/// shards ([`crate::outage`]).
+pub async fn issue(state: &Gateway, req: &Incoming) -> Result<Response> {
+    let body = req.json()?;
+    let auth = parse_auth_request(&body)?;
+    let IssueRoute {
+        user,
+        by_password,
+        home,
+        target,
+    } = match resolve(state, &auth).await {
+        Ok(route) => route,
+        Err(e @ GatewayError::Directory(DirectoryError::Unavailable(_))) => {
+            return crate::outage::issue(state, req, &body, &auth, e).await;
+        }
+        Err(e) => return Err(e),
     };
     tracing::debug!(%user, %home, %target, "routing token issue");
     if target == home || !by_password {

@@ -9,7 +9,8 @@
 //! the shared [`Gateway`] state; [`local`] what the gateway answers alone
 //! (version discovery, health, readiness, metrics); [`dispatch`] reads and
 //! classifies Keystone requests ([`routes`], pure) and hands them to
-//! [`auth`] (token validation, issue, revocation), [`fanout`] (listings
+//! [`auth`] (token validation, issue, revocation; logins by name while the
+//! directory is down: [`outage`]), [`fanout`] (listings
 //! merged across shards, asking only a user's shards for their projects:
 //! [`memberships`]), [`placement`] (create/delete/rename with the
 //! name index) or the plain [`proxy`] (one call to one shard); [`error`] the
@@ -29,6 +30,7 @@ pub mod fanout;
 pub mod local;
 pub mod memberships;
 pub mod metrics;
+pub mod outage;
 pub mod placement;
 pub mod proxy;
 pub mod request;
