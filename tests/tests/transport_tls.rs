@@ -365,3 +365,104 @@ fn a_config_without_a_transport_choice_is_refused() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openstack_cli_over_https_against_the_gateway() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let federation_ca = Pki::new(root.path(), "federation-ca")?;
+    let public_ca = Pki::new(root.path(), "public-ca")?;
+    let fed = start(root.path(), &federation_ca, &public_ca).await?;
+    let env = |cacert: &Path| -> Vec<(String, String)> {
+        [
+            ("OS_AUTH_URL", format!("{}/v3", fed.gateway)),
+            ("OS_CACERT", cacert.display().to_string()),
+            ("OS_IDENTITY_API_VERSION", "3".into()),
+            ("OS_USERNAME", "admin".into()),
+            ("OS_PASSWORD", PASSWORD.into()),
+            ("OS_PROJECT_NAME", "admin".into()),
+            ("OS_USER_DOMAIN_NAME", "Default".into()),
+            ("OS_PROJECT_DOMAIN_NAME", "Default".into()),
+            ("OS_INTERFACE", "public".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    };
+    let cli = keyfed_tests::python::OpenStack::new(env(&public_ca.ca_file()))?;
+    let token = cli.json(&["token", "issue"]).await?;
+    assert!(
+        token["id"].as_str().is_some_and(|t| !t.is_empty()),
+        "{token}"
+    );
+    cli.run(&["project", "create", "--domain", "default", "cli-tls"])
+        .await?;
+    let projects = cli
+        .run(&["project", "list", "-f", "value", "-c", "Name"])
+        .await?;
+    assert!(projects.lines().any(|l| l == "cli-tls"), "{projects}");
+    // Trusting another CA, the client refuses the gateway.
+    let stranger = keyfed_tests::python::OpenStack::new(env(&federation_ca.ca_file()))?;
+    let refused = stranger.fails(&["token", "issue"]).await?;
+    assert!(
+        refused.contains("SSL") || refused.contains("certificate"),
+        "{refused}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_shard_serves_keystone_over_public_tls() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let public_ca = Pki::new(root.path(), "public-ca")?;
+    let (listener, addr) = bind().await?;
+    let url = format!("https://{addr}");
+    let files = public_ca.member(MemberKind::Shard, "keystone")?;
+    let mut c = ShardConfig::default();
+    c.server.listen = addr;
+    c.server.tls = Some(TlsFiles {
+        cert: files.cert,
+        key: files.key,
+    });
+    c.storage.kind = StorageKind::Embedded;
+    c.storage.path = root.path().join("store");
+    c.tokens.signing_key_file = root.path().join("signing-key.pem");
+    c.password.memory_kib = 64;
+    c.password.iterations = 1;
+    c.bootstrap = Some(BootstrapConfig {
+        admin_password: Some(PASSWORD.into()),
+        ..BootstrapConfig::default()
+    });
+    assert_eq!(c.public_url(), url, "TLS makes the default URL https");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(keyfed_shard::server::run(c, listener, async move {
+        let _ = stopped.await;
+    }));
+    let http = client(&public_ca.ca_file(), None)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let versions = loop {
+        match http.get(format!("{url}/v3")).send().await {
+            Ok(r) => break json(r, 200).await?.1,
+            Err(e) if Instant::now() > deadline => bail!("the shard never answered: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    assert_eq!(
+        versions["version"]["links"][0]["href"].as_str(),
+        Some(format!("{url}/v3/").as_str()),
+        "{versions}"
+    );
+    let login = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"id": "default"}, "password": PASSWORD}}}}});
+    let (token, _) = json(
+        http.post(format!("{url}/v3/auth/tokens"))
+            .json(&login)
+            .send()
+            .await?,
+        201,
+    )
+    .await?;
+    assert!(token.is_some());
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
