@@ -33,4 +33,5 @@ pub fn typical_claims(now_micros: i64, roles: Vec<RoleId>) -> Claims {
     }
 }
 
+pub mod cli;
 pub mod loadgen;

@@ -14,7 +14,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use keyfed_benchmarks::loadgen::{self, Credentials, LoadConfig, Scenario};
+use keyfed_benchmarks::cli::CredentialArgs;
+use keyfed_benchmarks::loadgen::{self, LoadConfig, Scenario};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,21 +46,8 @@ struct Cli {
     /// At most this many requests are sent in the timed phase.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     max_requests: Option<u64>,
-    /// User name.
-    #[arg(long, env = "OS_USERNAME", default_value = "admin")]
-    username: String,
-    /// Password.
-    #[arg(long, env = "OS_PASSWORD", hide_env_values = true)]
-    password: String,
-    /// Project to scope tokens to.
-    #[arg(long, env = "OS_PROJECT_NAME", default_value = "admin")]
-    project: String,
-    /// Name of the user's domain.
-    #[arg(long, env = "OS_USER_DOMAIN_NAME", default_value = "Default")]
-    user_domain: String,
-    /// Name of the project's domain.
-    #[arg(long, env = "OS_PROJECT_DOMAIN_NAME", default_value = "Default")]
-    project_domain: String,
+    #[command(flatten)]
+    credentials: CredentialArgs,
     /// Projects (`loadgen-0`, `loadgen-1`, ...) the project-get scenario
     /// creates once (or reuses) and reads round-robin.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -77,13 +65,7 @@ impl Cli {
         Ok(LoadConfig {
             url: self.url,
             scenario: self.scenario,
-            credentials: Credentials {
-                username: self.username,
-                password: self.password,
-                project: self.project,
-                user_domain: self.user_domain,
-                project_domain: self.project_domain,
-            },
+            credentials: self.credentials.into(),
             concurrency: usize::try_from(self.concurrency).context("--concurrency")?,
             duration: Duration::from_secs(self.duration),
             warmup: Duration::from_secs(self.warmup),

@@ -13,6 +13,7 @@
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use keyfed_benchmarks::cli::CredentialArgs;
 use keyfed_benchmarks::loadgen::keystone::{
     http_client, password_body, AuthScope, AUTH_TOKEN, SUBJECT_TOKEN,
 };
@@ -41,21 +42,8 @@ struct Cli {
     /// Give up on a change not seen after this many seconds.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
-    /// User name.
-    #[arg(long, env = "OS_USERNAME", default_value = "admin")]
-    username: String,
-    /// Password.
-    #[arg(long, env = "OS_PASSWORD", hide_env_values = true)]
-    password: String,
-    /// Project to scope the token to.
-    #[arg(long, env = "OS_PROJECT_NAME", default_value = "admin")]
-    project: String,
-    /// Name of the user's domain.
-    #[arg(long, env = "OS_USER_DOMAIN_NAME", default_value = "Default")]
-    user_domain: String,
-    /// Name of the project's domain.
-    #[arg(long, env = "OS_PROJECT_DOMAIN_NAME", default_value = "Default")]
-    project_domain: String,
+    #[command(flatten)]
+    credentials: CredentialArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -191,13 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .map(|u| Site::new(u, timeout))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let credentials = Credentials {
-        username: cli.username,
-        password: cli.password,
-        project: cli.project,
-        user_domain: cli.user_domain,
-        project_domain: cli.project_domain,
-    };
+    let credentials: Credentials = cli.credentials.into();
     let issued = writer
         .client
         .post(writer.endpoint.v3("auth/tokens")?)
