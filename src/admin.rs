@@ -1,6 +1,6 @@
 //! Federation administration commands: `keyfed ca init`, `keyfed ca
 //! issue-tls`, `keyfed join-token
-//! create` and `keyfed status`. They act on files (the CA) or on the
+//! create`, `keyfed status` and `keyfed shard retire`. They act on files (the CA) or on the
 //! directory named by a shard config's `[federation]` section.
 
 use anyhow::Context;
@@ -9,9 +9,14 @@ use keyfed_federation::lifecycle::credentials;
 use keyfed_pki::join_token::{parse_ttl, Purpose};
 use keyfed_pki::FederationCa;
 use keyfed_shard::config::ShardConfig;
+use keyfed_shard::federation::admin;
+use keyfed_shard::federation::internal_client::internal_client;
 use keyfed_shared::federation::Member;
+use keyfed_shared::ids::ShardId;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Longest join token lifetime accepted: a join token is meant to be used
 /// at once.
@@ -85,29 +90,69 @@ pub async fn join_token_create(config: &Path, ttl: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `keyfed status`: the members, their state, weight and certificate
-/// expiry, from the directory.
-pub async fn status(config: &Path) -> anyhow::Result<()> {
-    let dir = open_directory(config).await?;
+/// `keyfed status`: the members, their state, weight, certificate expiry
+/// and tenant counts (asked of each member's internal API with an admin
+/// call token), from the directory.
+pub async fn status(config_path: &Path) -> anyhow::Result<()> {
+    let config = ShardConfig::load(config_path)?;
+    let dir = open_directory(config_path).await?;
     let snapshot = dir.kv(Bucket::Members).snapshot("").await?;
-    println!(
-        "{:<20} {:<9} {:>6}  {:<22} url",
-        "member", "state", "weight", "certificate expiry"
-    );
+    let mut members = Vec::new();
     for (key, entry) in snapshot.entries {
-        let Ok(m) = serde_json::from_slice::<Member>(&entry.value) else {
-            println!("{key:<20} (malformed record)");
-            continue;
+        match serde_json::from_slice::<Member>(&entry.value) {
+            Ok(m) => members.push(m),
+            Err(_) => println!("{key:<20} (malformed record)"),
+        }
+    }
+    // Members' internal API, called as the shard of `config` would (mTLS
+    // with `[internal_tls]`).
+    let http = internal_client(&config, Duration::from_secs(30))?;
+    let counts: BTreeMap<_, _> = admin::tenant_counts(dir.as_ref(), &http, &members)
+        .await?
+        .into_iter()
+        .collect();
+    println!(
+        "{:<20} {:<9} {:>6}  {:>8} {:>8}  {:<22} url",
+        "member", "state", "weight", "projects", "users", "certificate expiry"
+    );
+    for m in members {
+        let (projects, users) = match counts.get(&m.id) {
+            Some(Ok((p, u))) => (p.to_string(), u.to_string()),
+            Some(Err(e)) => {
+                eprintln!("{}: tenants unknown: {e}", m.id);
+                ("?".into(), "?".into())
+            }
+            None => ("-".into(), "-".into()),
         };
         println!(
-            "{:<20} {:<9} {:>6}  {:<22} {}",
+            "{:<20} {:<9} {:>6}  {:>8} {:>8}  {:<22} {}",
             m.id.as_str(),
             format!("{:?}", m.status).to_lowercase(),
             m.weight,
+            projects,
+            users,
             cert_expiry(&m),
             m.url
         );
     }
+    Ok(())
+}
+
+/// `keyfed shard retire`: retires member `id` if it owns no tenants.
+pub async fn retire(config_path: &Path, id: &str) -> anyhow::Result<()> {
+    let config = ShardConfig::load(config_path)?;
+    let dir = open_directory(config_path).await?;
+    let keep = config
+        .tokens
+        .expiration_secs
+        .saturating_add(config.tokens.allow_expired_window_secs);
+    let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+    let http = internal_client(&config, Duration::from_secs(30))?;
+    let retired = admin::retire(dir.as_ref(), &http, &ShardId::new(id), keep).await?;
+    println!(
+        "{id} retired; its key stays trusted until unix time {}",
+        retired.trusted_until.unwrap_or_default()
+    );
     Ok(())
 }
 

@@ -22,11 +22,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a shard: a Keystone v3 server for the tenants it owns.
+    /// Run a shard: a Keystone v3 server for the tenants it owns (or, with
+    /// a subcommand, administer one).
+    #[command(subcommand_negates_reqs = true, args_conflicts_with_subcommands = true)]
     Shard {
+        #[command(subcommand)]
+        command: Option<ShardCommand>,
         /// The shard's TOML config file.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
         /// Join the federation first, through this issuer member's URL:
         /// generate the signing key, obtain its certificate, then run.
         #[arg(long, requires = "join_token")]
@@ -76,6 +80,21 @@ enum Command {
         /// Directory for data (survives restarts).
         #[arg(long, default_value = "./keyfed-dev")]
         data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShardCommand {
+    /// Retire a member that owns no tenants: it takes no new ones, and its
+    /// key stays trusted until the last token it signed expires. Refused
+    /// (and the member left active) while it owns tenants.
+    Retire {
+        /// The member's id.
+        id: String,
+        /// A shard config file naming the directory (`[federation]`); its
+        /// token lifetimes bound how long the retired key stays trusted.
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 
@@ -175,10 +194,19 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Shard {
+            command: Some(ShardCommand::Retire { id, config }),
+            ..
+        } => {
+            init_logging("text", "warn");
+            admin::retire(&config, &id).await?;
+        }
+        Command::Shard {
+            command: None,
             config,
             join,
             join_token,
         } => {
+            let config = config.context("--config is required")?;
             let config = ShardConfig::load(&config)?;
             init_logging(&config.log.format, &config.log.level);
             if let (Some(url), Some(token)) = (join, join_token) {

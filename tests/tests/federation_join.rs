@@ -8,6 +8,9 @@
 //!   gateways; new tenants land on the new shard through both gateways;
 //! - the join endpoint answers Keystone-shaped errors: bad token 401, bad
 //!   CSR 400, id taken 409; the join token cannot be used twice;
+//! - `keyfed status`'s tenant counts per member; a member owning tenants
+//!   cannot retire (and stays active), an empty one retires and takes no
+//!   new tenants;
 //! - a rogue signer — in the registry with a certificate from another CA,
 //!   or not in the registry at all — is refused by both gateways.
 #![allow(clippy::unwrap_used)]
@@ -22,6 +25,7 @@ use keyfed_federation::lifecycle::credentials;
 use keyfed_pki::join_token::Purpose;
 use keyfed_pki::{der_to_pem, signing_request};
 use keyfed_shard::config::{FederationConfig, ShardConfig};
+use keyfed_shard::federation::admin;
 use keyfed_shared::federation::{Member, MemberCert, MemberStatus};
 use keyfed_shared::ids::{ProjectId, ShardId};
 use keyfed_shared::token::{Claims, Signer};
@@ -84,6 +88,32 @@ fn joiner_config(f: &TestFederation, id: &str, dir: &std::path::Path) -> ShardCo
         embedded: None,
     });
     c
+}
+
+/// Starts the shard `joiner` enrolled (its certificate at `cert`).
+async fn start_joined(
+    f: &TestFederation,
+    joiner: &ShardConfig,
+    cert: std::path::PathBuf,
+) -> TestShard {
+    let nats = f.directory.clone();
+    let id = joiner.shard.id.clone();
+    let (ca_cert, key_file) = (f.ca.cert.clone(), joiner.tokens.signing_key_file.clone());
+    TestShard::start_with(move |c| {
+        c.shard.id = id;
+        c.bootstrap = None;
+        c.tokens.signing_key_file = key_file;
+        c.trust.ca_cert = Some(ca_cert);
+        c.trust.certificate = Some(cert);
+        c.federation = Some(FederationConfig {
+            advertise_url: c.public_url(),
+            weight: 1,
+            nats: Some(nats),
+            embedded: None,
+        });
+    })
+    .await
+    .unwrap()
 }
 
 /// Re-signs `token`'s claims with a key of its own under `kid`.
@@ -179,23 +209,7 @@ async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
         .unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
 
-    let nats = f.directory.clone();
-    let (ca_cert, key_file) = (f.ca.cert.clone(), joiner.tokens.signing_key_file.clone());
-    let third = TestShard::start_with(move |c| {
-        c.shard.id = "shard-2".into();
-        c.bootstrap = None;
-        c.tokens.signing_key_file = key_file;
-        c.trust.ca_cert = Some(ca_cert);
-        c.trust.certificate = Some(cert);
-        c.federation = Some(FederationConfig {
-            advertise_url: c.public_url(),
-            weight: 1,
-            nats: Some(nats),
-            embedded: None,
-        });
-    })
-    .await
-    .unwrap();
+    let third = start_joined(&f, &joiner, cert).await;
     let s2 = ShardId::new("shard-2");
     eventually("shard-2 active", || {
         f.view
@@ -265,6 +279,76 @@ async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
         landed[0] + landed[1],
         "shard-2 holds exactly the new tenants placed on it"
     );
+
+    // Tenant counts per member, from each member's internal API.
+    let http = reqwest::Client::new();
+    let members = f.view.members();
+    let counts: BTreeMap<ShardId, (usize, usize)> =
+        admin::tenant_counts(dir.as_ref(), &http, &members)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, c)| (id, c.unwrap()))
+            .collect();
+    assert_eq!(counts[&s2].0, landed[0] + landed[1]);
+    let total: usize = counts.values().map(|c| c.0).sum();
+    assert_eq!(
+        total,
+        1 + before.len() + 40,
+        "admin + before + after: {counts:?}"
+    );
+    assert_eq!(counts[&ShardId::new("shard-0")].1, 1, "the admin user only");
+    let listing = reqwest::Client::new()
+        .get(format!("{}/internal/v1/tenants", third.url))
+        .header("x-keyfed-admin-token", "garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listing.status().as_u16(), 401);
+
+    // A member owning tenants cannot retire, and stays active.
+    let keep = 3600 + 172_800;
+    let refused = admin::retire(dir.as_ref(), &http, &s2, keep).await;
+    assert!(
+        matches!(refused, Err(admin::RetireError::NotEmpty { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(f.view.member(&s2).unwrap().status, MemberStatus::Active);
+
+    // An empty one retires: joined, active, no tenant placed on it.
+    let token = credentials::issue(dir.as_ref(), Purpose::Join, now(), 600)
+        .await
+        .unwrap();
+    let fourth_config = joiner_config(&f, "shard-3", &key_dir.path().join("s3"));
+    let cert = keyfed_shard::federation::enrol::enrol(&fourth_config, &issuer, &token)
+        .await
+        .unwrap();
+    let fourth = start_joined(&f, &fourth_config, cert).await;
+    let s3 = ShardId::new("shard-3");
+    eventually("shard-3 active", || {
+        f.view
+            .member(&s3)
+            .is_some_and(|m| m.status == MemberStatus::Active)
+    })
+    .await;
+    let retired = admin::retire(dir.as_ref(), &http, &s3, keep).await.unwrap();
+    assert_eq!(retired.status, MemberStatus::Retired);
+    let until = retired.trusted_until.unwrap();
+    assert!(
+        (now() + keep - 60..=now() + keep).contains(&until),
+        "{until}"
+    );
+    eventually("shard-3 out of the ring", || {
+        f.view
+            .ring()
+            .is_some_and(|r| r.weight(&s3).is_none() && r.shards().len() == 3)
+    })
+    .await;
+    for i in 0..10 {
+        let p = create_project(&f, i % 2, &admin, &format!("late-{i}")).await;
+        assert_ne!(f.view.owner_of_project(&p).as_ref(), Some(&s3));
+    }
+    drop(fourth);
 
     // A rogue: in the registry with a certificate from another CA.
     let rogue_ca = TestCa::new().unwrap();

@@ -224,6 +224,16 @@ impl FederationView {
         self.ring_owner(id.as_str())
     }
 
+    /// A project's pin, if it has one.
+    pub fn pinned_project(&self, id: &ProjectId) -> Option<ShardId> {
+        self.shared.pins.load().projects.get(id).cloned()
+    }
+
+    /// A user's pin, if they have one.
+    pub fn pinned_user(&self, id: &UserId) -> Option<ShardId> {
+        self.shared.pins.load().users.get(id).cloned()
+    }
+
     fn ring_owner(&self, id: &str) -> Option<ShardId> {
         let members = self.shared.members.load();
         members.ring.as_ref().map(|ring| ring.owner(id).clone())

@@ -6,12 +6,14 @@
 //!   join token is spent, its certificate issued, its record `joining`.
 //!   The token is the credential: bad, expired or spent → 401; a bad CSR or
 //!   field → 400; an id taken → 409. 404 on a shard that is not an issuer.
-//! - `GET /internal/v1/tenants[?joining=<shard>]` — the ids of the projects
-//!   this shard owns and the users homed here (not stubs), for a joining
-//!   member's pins and `keyfed status`. Authorised by an admin call token
-//!   (`X-Keyfed-Admin-Token`, from the credentials bucket). With `joining`
-//!   it answers only once its view has that member joining, after the
-//!   placement barrier (see [`crate::federation::joining`]).
+//! - `GET /internal/v1/tenants[?joining=<shard>|?retiring=<shard>]` — the
+//!   ids of the projects this shard owns and the users homed here (not
+//!   stubs), for a joining member's pins, `keyfed status` and `keyfed shard
+//!   retire`. Authorised by an admin call token (`X-Keyfed-Admin-Token`,
+//!   from the credentials bucket). With `joining` (`retiring`) it answers
+//!   only once its view has that member joining (retiring), after the
+//!   placement barrier (see [`crate::federation::joining`]), so no creation
+//!   that began before is missed.
 
 use std::collections::HashMap;
 
@@ -24,8 +26,9 @@ use keyfed_federation::lifecycle::admit::{admit, JoinRequest};
 use keyfed_federation::lifecycle::{credentials, LifecycleError};
 use keyfed_shared::error::ApiError;
 use keyfed_shared::federation::MemberStatus;
-use keyfed_shared::ids::ShardId;
+use keyfed_shared::ids::{ShardId, UserId};
 use keyfed_shared::model::ListFilter;
+use keyfed_shared::ring::Ring;
 use keyfed_shared::time::now_micros;
 use serde_json::json;
 
@@ -99,14 +102,20 @@ async fn tenants(
     credentials::check_admin_token(f.directory.as_ref(), token, now())
         .await
         .map_err(refusal)?;
-    if let Some(joiner) = query.get("joining") {
+    for (param, status) in [
+        ("joining", MemberStatus::Joining),
+        ("retiring", MemberStatus::Retiring),
+    ] {
+        let Some(member) = query.get(param) else {
+            continue;
+        };
         let seen = f
             .view
-            .member(&ShardId::new(joiner.as_str()))
-            .is_some_and(|m| m.status == MemberStatus::Joining);
+            .member(&ShardId::new(member.as_str()))
+            .is_some_and(|m| m.status == status);
         if !seen {
             return Err(ApiError::unavailable(format!(
-                "This member does not see {joiner} joining yet; retry."
+                "This member does not see {member} {param} yet; retry."
             ))
             .into());
         }
@@ -121,13 +130,36 @@ async fn tenants(
         .into_iter()
         .map(|p| p.id.to_string())
         .collect();
+    let homed_here = homed_here(f, &me);
     let users: Vec<String> = state
         .store
         .list_users(&all)
         .await?
         .into_iter()
-        .filter(|u| f.view.home_of_user(&u.id).as_ref() == Some(&me))
+        .filter(|u| homed_here(&u.id))
         .map(|u| u.id.to_string())
         .collect();
     Ok(Json(json!({"shard": me, "projects": projects, "users": users})).into_response())
+}
+
+/// Whether a user stored here is homed here rather than a stub: pinned
+/// here, or unpinned and placed here by the ring over the active members
+/// and this one — whatever this member's own status (a retiring member
+/// still holds its users).
+fn homed_here(f: &Federated, me: &ShardId) -> impl Fn(&UserId) -> bool {
+    let mut weights: Vec<(ShardId, u32)> = f
+        .view
+        .members()
+        .into_iter()
+        .filter(|m| m.status == MemberStatus::Active || m.id == *me)
+        .map(|m| (m.id, m.weight))
+        .collect();
+    weights.dedup_by(|a, b| a.0 == b.0);
+    let ring = Ring::new(&weights).ok();
+    let view = f.view.clone();
+    let me = me.clone();
+    move |user| match view.pinned_user(user) {
+        Some(shard) => shard == me,
+        None => ring.as_ref().is_some_and(|r| r.owner(user.as_str()) == &me),
+    }
 }

@@ -61,6 +61,8 @@ pub struct Activation {
     pub url: String,
     /// The registration outcome.
     pub registered: watch::Receiver<Option<MemberStatus>>,
+    /// The client for internal calls.
+    pub http: reqwest::Client,
 }
 
 fn now() -> i64 {
@@ -77,10 +79,7 @@ impl Activation {
         if status != Some(MemberStatus::Joining) {
             return;
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
+        let http = self.http.clone();
         let mut delay = Duration::from_millis(200);
         loop {
             match self.pass(&http).await {
@@ -149,7 +148,7 @@ impl Activation {
         for m in members.iter().filter(|m| {
             m.id != self.me && matches!(m.status, MemberStatus::Active | MemberStatus::Retiring)
         }) {
-            let tenants = list(http, m, token, Some(&self.me)).await?;
+            let tenants = list(http, m, token, Some(("joining", self.me.as_str()))).await?;
             let entities = tenants
                 .projects
                 .iter()
@@ -180,18 +179,20 @@ impl Activation {
     }
 }
 
-/// `GET /internal/v1/tenants` on `member` with an admin call token.
+/// `GET /internal/v1/tenants` on `member` with an admin call token; with
+/// `barrier` = (`joining` or `retiring`, a member id), once `member` sees
+/// that member in that state, after its placement barrier.
 pub async fn list(
     http: &reqwest::Client,
     member: &Member,
     token: &str,
-    joining: Option<&ShardId>,
+    barrier: Option<(&str, &str)>,
 ) -> Result<Tenants, String> {
     let mut req = http
         .get(format!("{}/internal/v1/tenants", member.url))
         .header(ADMIN_TOKEN_HEADER, token);
-    if let Some(j) = joining {
-        req = req.query(&[("joining", j.as_str())]);
+    if let Some((status, id)) = barrier {
+        req = req.query(&[(status, id)]);
     }
     let r = req
         .send()

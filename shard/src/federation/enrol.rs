@@ -59,10 +59,7 @@ pub async fn enrol(
         weight: federation.weight,
         join_token: join_token.to_owned(),
     };
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(fail)?;
+    let http = super::internal_client::internal_client(config, Duration::from_secs(30))?;
     let url = format!("{}/internal/v1/join", issuer_url.trim_end_matches('/'));
     let response = http
         .post(&url)

@@ -34,6 +34,9 @@ pub struct Identity {
     pub issuer: Option<Arc<FederationCa>>,
     /// Validity of certificates it issues, seconds.
     pub validity_secs: i64,
+    /// The client for internal calls to other members (see
+    /// [`super::internal_client`]).
+    pub internal_http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Identity {
@@ -60,6 +63,8 @@ impl Identity {
     ) -> Result<Self, ShardError> {
         let t = &config.trust;
         let validity_secs = i64::from(t.certificate_validity_days) * 86_400;
+        let internal_http =
+            super::internal_client::internal_client(config, std::time::Duration::from_secs(30))?;
         let Some(ca_path) = &t.ca_cert else {
             tracing::warn!(
                 "trust.insecure_registry_trust: member keys are trusted without a CA; \
@@ -72,6 +77,7 @@ impl Identity {
                 certificates: vec![],
                 issuer: None,
                 validity_secs,
+                internal_http,
             });
         };
         let shard = config.shard.id.as_str();
@@ -119,6 +125,7 @@ impl Identity {
             certificates: vec![MemberCert::new(kid, &der)],
             issuer,
             validity_secs,
+            internal_http,
         })
     }
 }

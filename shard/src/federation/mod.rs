@@ -14,8 +14,10 @@
 //! a crash or during a NATS outage still reaches every validator.
 
 pub mod activation;
+pub mod admin;
 pub mod enrol;
 pub mod identity;
+pub mod internal_client;
 pub mod joining;
 pub mod mirror;
 mod placement;
@@ -179,6 +181,7 @@ impl Federated {
                 me: ShardId::new(shard_id),
                 url: config.advertise_url.trim_end_matches('/').to_owned(),
                 registered: registered.clone(),
+                http: identity.internal_http,
             }
             .run(),
         );

@@ -1,0 +1,187 @@
+//! Administration over the internal API: tenant counts per member
+//! (`keyfed status`) and retiring an empty member (`keyfed shard retire`).
+//! Both list members' tenants with an admin call token they issue in the
+//! credentials bucket and revoke when done.
+//!
+//! Retiring: a member still holding tenants is refused at once, unchanged.
+//! One that looks empty is set `retiring` (the ring drops it: no new
+//! placements; it refuses creations itself), listed again once it sees
+//! itself retiring and after its placement barrier, and then set `retired`
+//! with `trusted_until` = now + the longest time a token it signed stays
+//! valid; if a tenant was created meanwhile it is set back `active` and
+//! refused. Tenant moves (draining a member that holds tenants) are not
+//! built yet.
+
+use std::time::Duration;
+
+use keyfed_directory::{Bucket, Directory, DirectoryError};
+use keyfed_federation::lifecycle::credentials;
+use keyfed_pki::join_token::Purpose;
+use keyfed_shared::federation::{Member, MemberStatus};
+use keyfed_shared::ids::ShardId;
+use keyfed_shared::time::now_micros;
+
+use super::activation::{list, Tenants};
+use super::record::{set_status, StatusError};
+
+/// How long the admin call token of one operation lives.
+const TOKEN_SECS: i64 = 300;
+
+fn now() -> i64 {
+    now_micros() / 1_000_000
+}
+
+/// Why a retirement did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RetireError {
+    /// The member still owns tenants; it was left (or set back) active.
+    #[error(
+        "{id} still owns {projects} project(s) and {users} user(s); it stays active \
+         (moving tenants off a member is not supported yet)"
+    )]
+    NotEmpty {
+        id: ShardId,
+        projects: usize,
+        users: usize,
+    },
+    /// No such member, or not in a state that can retire.
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    /// The member could not be asked for its tenants.
+    #[error("listing the tenants of {0}: {1}")]
+    Unreachable(ShardId, String),
+    /// The directory failed.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The admin call token could not be issued.
+    #[error("issuing an admin call token: {0}")]
+    Token(String),
+}
+
+async fn member(dir: &dyn Directory, id: &ShardId) -> Result<Member, RetireError> {
+    let entry = dir
+        .kv(Bucket::Members)
+        .get(id.as_str())
+        .await?
+        .ok_or_else(|| StatusError::Unknown(id.to_string()))?;
+    serde_json::from_slice(&entry.value)
+        .map_err(|e| DirectoryError::Invalid(format!("member record of {id}: {e}")).into())
+}
+
+/// Runs `op` with a fresh admin call token, revoking it after.
+async fn with_token<T, F, Fut>(dir: &dyn Directory, op: F) -> Result<T, RetireError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, RetireError>>,
+{
+    let token = credentials::issue(dir, Purpose::Admin, now(), TOKEN_SECS)
+        .await
+        .map_err(|e| RetireError::Token(e.to_string()))?;
+    let outcome = op(token.clone()).await;
+    let _ = credentials::revoke(dir, &token, Purpose::Admin).await;
+    outcome
+}
+
+/// Each member's tenants (projects, users homed there), or why it could
+/// not tell; retired members are skipped.
+pub async fn tenant_counts(
+    dir: &dyn Directory,
+    http: &reqwest::Client,
+    members: &[Member],
+) -> Result<Vec<(ShardId, Result<(usize, usize), String>)>, RetireError> {
+    with_token(dir, |token| async move {
+        let mut counts = Vec::new();
+        for m in members.iter().filter(|m| m.status != MemberStatus::Retired) {
+            let listed = list(http, m, &token, None)
+                .await
+                .map(|t| (t.projects.len(), t.users.len()));
+            counts.push((m.id.clone(), listed));
+        }
+        Ok(counts)
+    })
+    .await
+}
+
+/// Lists `m` once it sees itself retiring (retried for up to 10 s).
+async fn list_retiring(http: &reqwest::Client, m: &Member, token: &str) -> Result<Tenants, String> {
+    let mut last = String::new();
+    for _ in 0..100 {
+        match list(http, m, token, Some(("retiring", m.id.as_str()))).await {
+            Ok(t) => return Ok(t),
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(last)
+}
+
+/// Retires member `id` if it owns no tenant; `keep_secs` is the longest a
+/// token it signed stays valid (lifetime + allow-expired window).
+pub async fn retire(
+    dir: &dyn Directory,
+    http: &reqwest::Client,
+    id: &ShardId,
+    keep_secs: i64,
+) -> Result<Member, RetireError> {
+    let m = member(dir, id).await?;
+    if !matches!(m.status, MemberStatus::Active | MemberStatus::Retiring) {
+        return Err(StatusError::State {
+            id: id.to_string(),
+            status: m.status,
+        }
+        .into());
+    }
+    let members = dir.kv(Bucket::Members);
+    with_token(dir, |token| async move {
+        let not_empty = |t: &Tenants| RetireError::NotEmpty {
+            id: id.clone(),
+            projects: t.projects.len(),
+            users: t.users.len(),
+        };
+        let before = list(http, &m, &token, None)
+            .await
+            .map_err(|e| RetireError::Unreachable(id.clone(), e))?;
+        if !before.projects.is_empty() || !before.users.is_empty() {
+            return Err(not_empty(&before));
+        }
+        let active = [MemberStatus::Active, MemberStatus::Retiring];
+        set_status(
+            members.as_ref(),
+            id.as_str(),
+            &active,
+            MemberStatus::Retiring,
+            None,
+        )
+        .await?;
+        let after = list_retiring(http, &m, &token).await;
+        let refusal = match after {
+            Ok(t) if t.projects.is_empty() && t.users.is_empty() => None,
+            Ok(t) => Some(not_empty(&t)),
+            Err(e) => Some(RetireError::Unreachable(id.clone(), e)),
+        };
+        if let Some(refusal) = refusal {
+            let back = [MemberStatus::Retiring];
+            set_status(
+                members.as_ref(),
+                id.as_str(),
+                &back,
+                MemberStatus::Active,
+                None,
+            )
+            .await?;
+            return Err(refusal);
+        }
+        let until = now().saturating_add(keep_secs);
+        let retired = set_status(
+            members.as_ref(),
+            id.as_str(),
+            &[MemberStatus::Retiring],
+            MemberStatus::Retired,
+            Some(until),
+        )
+        .await?;
+        tracing::info!(shard = %id, trusted_until = until, "member retired");
+        Ok(retired)
+    })
+    .await
+}
