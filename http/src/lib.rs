@@ -77,25 +77,7 @@ pub async fn serve_with(
                     }
                     Transport::Tls(acceptor) => {
                         let handshake = acceptor.accept(stream);
-                        let watcher = graceful.watcher();
-                        tokio::spawn(async move {
-                            let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(e)) => {
-                                    // A refused client certificate lands here.
-                                    tracing::info!(%peer, error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::info!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-                            if let Err(e) = conn.await {
-                                tracing::debug!(error = %e, "connection ended with an error");
-                            }
-                        });
+                        tokio::spawn(serve_tls(handshake, peer, builder, service, graceful.watcher()));
                     }
                 }
             }
@@ -108,5 +90,38 @@ pub async fn serve_with(
         .is_err()
     {
         tracing::warn!("shutdown grace period elapsed with connections still open");
+    }
+}
+
+/// Completes a TLS handshake (bounded by [`TLS_HANDSHAKE_TIMEOUT`]), then
+/// serves the connection under the graceful-shutdown `watcher`.
+async fn serve_tls<S>(
+    handshake: tokio_rustls::Accept<tokio::net::TcpStream>,
+    peer: std::net::SocketAddr,
+    builder: hyper::server::conn::http1::Builder,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            // A refused client certificate lands here.
+            tracing::info!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "connection ended with an error");
     }
 }
