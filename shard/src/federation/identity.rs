@@ -97,7 +97,14 @@ impl Identity {
             )
             .map_err(|e| fail(format!("trust.ca_cert: {e}")))?,
         };
-        let current = own_certificate(&ca, &cert_path, shard, key, now, validity_secs);
+        // An issuer renews in the last third of the validity; any other
+        // shard uses its certificate until it expires (warned below).
+        let renew_within = if issuer.is_some() {
+            validity_secs / 3
+        } else {
+            0
+        };
+        let current = own_certificate(&ca, &cert_path, shard, key, now, renew_within);
         let der = match (current, &issuer) {
             (Ok(der), _) => der,
             (Err(why), Some(ca)) => {
@@ -131,14 +138,14 @@ impl Identity {
 }
 
 /// The shard's current certificate, if it certifies `key` for `shard` now
-/// and is not in the last third of `validity_secs`.
+/// and does not expire within `renew_within` seconds.
 fn own_certificate(
     ca: &CaCert,
     path: &Path,
     shard: &str,
     key: &SigningKey,
     now: i64,
-    validity_secs: i64,
+    renew_within: i64,
 ) -> Result<Vec<u8>, String> {
     let pem = keyfed_pki::files::read_text(path).map_err(|e| e.to_string())?;
     let der = pem_to_der(&pem).map_err(|e| e.to_string())?;
@@ -148,8 +155,12 @@ fn own_certificate(
     if signer.key != key.verifying_key() {
         return Err("it certifies another key than the signing key".into());
     }
-    if signer.not_after - now < validity_secs / 3 {
+    if signer.not_after - now < renew_within {
         return Err(format!("it expires soon (unix {})", signer.not_after));
+    }
+    if signer.not_after - now < 30 * 86_400 {
+        tracing::warn!(path = %path.display(), not_after = signer.not_after,
+            "this shard's signing certificate expires within 30 days");
     }
     Ok(der)
 }
@@ -200,8 +211,10 @@ mod tests {
         assert!(err.to_string().contains("--join"), "{err}");
         let renewed = Identity::load(&config(tmp.path(), true), &other, "s1.1", now).unwrap();
         assert_ne!(renewed.certificates, issuer.certificates);
-        // Late in its validity an issuer renews.
+        // Late in its validity a non-issuer keeps it, an issuer renews.
         let late = now + 300 * 86_400;
+        let kept = Identity::load(&config(tmp.path(), false), &other, "s1.1", late).unwrap();
+        assert_eq!(kept.certificates, renewed.certificates);
         let later = Identity::load(&config(tmp.path(), true), &other, "s1.1", late).unwrap();
         assert_ne!(later.certificates, renewed.certificates);
     }
