@@ -82,3 +82,32 @@ async fn answers_alone_with_keystone_shapes() {
     let (status, _, _) = send(&app, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_unknown_signer_is_looked_up_once_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = gateway(&dir).await;
+    // Well formed, `kid` ghost.1 (no such member), expiring in 2100; the
+    // signature is never checked, as no key is known for it.
+    let token = concat!(
+        "eyJhbGciOiJFZERTQSIsImtpZCI6Imdob3N0LjEifQ.",
+        "eyJleHAiOjQxMDI0NDQ4MDAwMDAwMDB9.",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    );
+    for _ in 0..5 {
+        let req = Request::get("/v3/auth/tokens")
+            .header("x-auth-token", token)
+            .header("x-subject-token", token)
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&app, req).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let r = app.clone().oneshot(get("/metrics")).await.unwrap();
+    let text = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    assert!(text.contains("keyfed_gateway_signer_lookups 1\n"), "{text}");
+    assert!(
+        text.contains("keyfed_gateway_unknown_signer_cache_hits 4\n"),
+        "{text}"
+    );
+}
