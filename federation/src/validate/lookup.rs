@@ -173,7 +173,9 @@ impl SignerLookups {
         if let Some(outcome) = state.in_flight.get(member) {
             return Step::Wait(outcome.subscribe());
         }
-        if state.in_flight.len() >= self.limits.max_in_flight {
+        // A capacity of 0 would leave look-ups unbounded over time: it
+        // disables them, as `max_in_flight` 0 does.
+        if self.limits.capacity == 0 || state.in_flight.len() >= self.limits.max_in_flight {
             drop(state);
             self.shed.fetch_add(1, Ordering::Relaxed);
             return Step::Done(Resolved::Unknown);
@@ -190,7 +192,7 @@ impl SignerLookups {
     fn finish(&self, member: &ShardId, outcome: Resolved) {
         let now = Instant::now();
         let mut state = self.state();
-        if outcome == Resolved::Unknown && self.limits.capacity > 0 {
+        if outcome == Resolved::Unknown {
             if state.negative.len() >= self.limits.capacity {
                 make_room(&mut state.negative, self.limits.capacity, now);
             }
@@ -224,7 +226,7 @@ impl SignerLookups {
 /// arbitrary ones too, so a sweep's cost is spread over many inserts.
 fn make_room(negative: &mut HashMap<String, Instant>, capacity: usize, now: Instant) {
     negative.retain(|_, until| *until > now);
-    let keep = capacity - (capacity / 8).max(1);
+    let keep = capacity.saturating_sub((capacity / 8).max(1));
     if negative.len() > keep {
         let victims: Vec<String> = negative
             .keys()

@@ -367,3 +367,28 @@ async fn lookups_in_flight_are_bounded() {
     }
     assert_eq!(f.gets(), 2);
 }
+
+#[tokio::test]
+async fn lookups_can_be_disabled() {
+    for config in [
+        ValidatorConfig {
+            unknown_signer_capacity: 0,
+            ..ValidatorConfig::default()
+        },
+        ValidatorConfig {
+            max_signer_lookups_in_flight: 0,
+            ..ValidatorConfig::default()
+        },
+    ] {
+        let controls = Controls {
+            freeze_watch: true,
+            ..Controls::default()
+        };
+        let f = fixture(controls, config).await;
+        put_member(f.dir.as_ref(), &member("s3", MemberStatus::Active)).await;
+        let token = fresh_token(&signer("s3"));
+        let outcome = f.validator.validate_token(&token, false).await;
+        assert_eq!(outcome.err(), Some(TokenError::UnknownSigner));
+        assert_eq!(f.gets(), 0);
+    }
+}

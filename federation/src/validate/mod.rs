@@ -67,11 +67,13 @@ pub struct ValidatorConfig {
     /// not looked up again, in milliseconds: a stream of tokens naming an
     /// unknown signer causes at most one look-up per signer per period.
     pub unknown_signer_ttl_ms: u64,
-    /// Most unknown signers remembered; beyond it the oldest-looking ones
-    /// are forgotten (bounds memory under tokens naming many signers).
+    /// Most unknown signers remembered; beyond it arbitrary ones are
+    /// forgotten (bounds memory under tokens naming many signers). 0
+    /// disables look-ups: unknown signers are then rejected at once.
     pub unknown_signer_capacity: usize,
     /// Most signers looked up in the directory at once; a validation that
-    /// would start another is rejected without a look-up.
+    /// would start another is rejected without a look-up. 0 disables
+    /// look-ups.
     pub max_signer_lookups_in_flight: usize,
 }
 
