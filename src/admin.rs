@@ -197,7 +197,9 @@ mod tests {
 
         let config = tmp.path().join("shard.toml");
         let text = format!(
-            "[federation]\nadvertise_url = \"http://127.0.0.1:1\"\n[federation.embedded]\npath = {:?}\n",
+            "[server]\ninsecure_plain_http = true\n[trust]\nca_cert = {:?}\n\
+             [federation]\nadvertise_url = \"http://127.0.0.1:1\"\n[federation.embedded]\npath = {:?}\n",
+            ca_dir.join(keyfed_pki::ca::CA_CERT_FILE),
             tmp.path().join("dir")
         );
         std::fs::write(&config, text).unwrap();

@@ -116,3 +116,47 @@ pub async fn pin_if_a_joiner_would_take(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use keyfed_directory::{EmbeddedConfig, EmbeddedDirectory};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn pins_are_created_once_and_never_moved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = EmbeddedDirectory::open(&EmbeddedConfig::new(tmp.path())).unwrap();
+        let pins = keyfed_directory::Directory::kv(&dir, Bucket::Pins);
+        let (a, b) = (ShardId::new("a"), ShardId::new("b"));
+        pin(pins.as_ref(), "project/p1", &a).await.unwrap();
+        pin(pins.as_ref(), "project/p1", &a).await.unwrap();
+        let moved = pin(pins.as_ref(), "project/p1", &b).await;
+        assert!(matches!(moved, Err(PinError::Elsewhere(s)) if s == a));
+        let value = pins.get("project/p1").await.unwrap().unwrap().value;
+        assert_eq!(&value[..], b"a");
+    }
+
+    #[tokio::test]
+    async fn the_barrier_waits_for_creations_already_placed() {
+        let gate = PlacementGate::default();
+        let placed = gate.enter().await;
+        let barrier = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.barrier().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !barrier.is_finished(),
+            "the barrier passed a creation in flight"
+        );
+        drop(placed);
+        tokio::time::timeout(Duration::from_secs(5), barrier)
+            .await
+            .unwrap()
+            .unwrap();
+        // Creations enter again afterwards.
+        drop(gate.enter().await);
+    }
+}

@@ -94,3 +94,97 @@ pub async fn set_status(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use keyfed_directory::{Bucket, Directory, EmbeddedConfig, EmbeddedDirectory};
+    use keyfed_shared::ids::ShardId;
+
+    fn member(status: MemberStatus, url: &str) -> Member {
+        Member {
+            id: ShardId::new("s1"),
+            url: url.into(),
+            weight: 1,
+            status,
+            kid: "s1.1".into(),
+            public_key: String::new(),
+            certificates: vec![],
+            trusted_until: None,
+        }
+    }
+
+    async fn stored(kv: &dyn Kv) -> Member {
+        decode(&kv.get("s1").await.unwrap().unwrap().value).unwrap()
+    }
+
+    #[tokio::test]
+    async fn registration_keeps_a_status_set_by_others_and_changes_are_guarded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = EmbeddedDirectory::open(&EmbeddedConfig::new(tmp.path())).unwrap();
+        let kv = dir.kv(Bucket::Members);
+        // A new record takes the registering shard's status.
+        let first = register(kv.as_ref(), &member(MemberStatus::Active, "http://a")).await;
+        assert_eq!(first.unwrap(), MemberStatus::Active);
+        // Admitted as joining by an issuer: a restart keeps joining, with
+        // the new URL.
+        set_status(
+            kv.as_ref(),
+            "s1",
+            &[MemberStatus::Active],
+            MemberStatus::Joining,
+            None,
+        )
+        .await
+        .unwrap();
+        let again = register(kv.as_ref(), &member(MemberStatus::Active, "http://b")).await;
+        assert_eq!(again.unwrap(), MemberStatus::Joining);
+        let record = stored(kv.as_ref()).await;
+        assert_eq!(
+            (record.status, record.url.as_str()),
+            (MemberStatus::Joining, "http://b")
+        );
+        // A change from the wrong state is refused; a retirement sets
+        // trusted_until, kept across a re-registration.
+        let wrong = set_status(
+            kv.as_ref(),
+            "s1",
+            &[MemberStatus::Active],
+            MemberStatus::Retired,
+            None,
+        )
+        .await;
+        assert!(matches!(wrong, Err(StatusError::State { .. })), "{wrong:?}");
+        let retired = set_status(
+            kv.as_ref(),
+            "s1",
+            &[MemberStatus::Joining],
+            MemberStatus::Retired,
+            Some(42),
+        )
+        .await
+        .unwrap();
+        assert_eq!(retired.trusted_until, Some(42));
+        register(kv.as_ref(), &member(MemberStatus::Active, "http://c"))
+            .await
+            .unwrap();
+        let record = stored(kv.as_ref()).await;
+        assert_eq!(
+            (record.status, record.trusted_until),
+            (MemberStatus::Retired, Some(42))
+        );
+        let unknown = set_status(
+            kv.as_ref(),
+            "nobody",
+            &[MemberStatus::Active],
+            MemberStatus::Retired,
+            None,
+        )
+        .await;
+        assert!(
+            matches!(unknown, Err(StatusError::Unknown(_))),
+            "{unknown:?}"
+        );
+    }
+}
