@@ -33,6 +33,11 @@ use crate::state::{AppState, Gateway};
 /// Header carrying the request id, as Keystone names it.
 pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
 
+/// A TLS file problem at start-up, as a config error naming the field.
+pub(crate) fn config_error(field: &str, e: keyfed_http::tls::TlsError) -> GatewayError {
+    GatewayError::Config(crate::config::ConfigError(format!("field `{field}`: {e}")))
+}
+
 /// Opens the directory `config` names.
 pub async fn open_directory(config: &GatewayConfig) -> Result<Arc<dyn Directory>, GatewayError> {
     match (&config.directory.nats, &config.directory.embedded) {
@@ -67,8 +72,7 @@ pub async fn run_with_directory(
     let max_buf = (config.server.max_header_bytes * 4).max(64 * 1024);
     let transport = match &config.server.tls {
         Some(files) => Transport::tls(
-            keyfed_http::tls::server_config(files)
-                .map_err(|e| GatewayError::Internal(format!("server.tls: {e}")))?,
+            keyfed_http::tls::server_config(files).map_err(|e| config_error("server.tls", e))?,
         ),
         None => Transport::Plain,
     };

@@ -82,7 +82,7 @@ impl Gateway {
         // explicitly in the config).
         if let Some(files) = &config.internal_tls {
             let tls = keyfed_http::tls::client_config(files)
-                .map_err(|e| GatewayError::Internal(format!("internal_tls: {e}")))?;
+                .map_err(|e| crate::server::config_error("internal_tls", e))?;
             http = http.use_preconfigured_tls(tls);
         }
         let http = http
