@@ -11,6 +11,8 @@
 //! - `keyfed status`'s tenant counts per member; a member owning tenants
 //!   cannot retire (and stays active), an empty one retires and takes no
 //!   new tenants;
+//! - NATS stopped after the join: both gateways still route a pinned
+//!   tenant; once it is back, creations work again;
 //! - a rogue signer — in the registry with a certificate from another CA,
 //!   or not in the registry at all — is refused by both gateways.
 #![allow(clippy::unwrap_used)]
@@ -141,7 +143,7 @@ async fn validate(f: &TestFederation, g: usize, auth: &str, subject: &str) -> u1
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
-    let f = TestFederation::start_with(2, 2).await.unwrap();
+    let mut f = TestFederation::start_with(2, 2).await.unwrap();
     let admin = f.admin_token(0).await.unwrap();
     let dir: Arc<dyn Directory> = Arc::new(NatsDirectory::connect(&f.directory).await.unwrap());
 
@@ -280,6 +282,47 @@ async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
         "shard-2 holds exactly the new tenants placed on it"
     );
 
+    // NATS stops: the gateways keep routing from what they hold — pins
+    // and the new member included — and resync when it returns.
+    let pinned_one = before
+        .keys()
+        .find(|p| ring.owner(p.as_str()) == &s2)
+        .unwrap()
+        .clone();
+    f.nats.stop();
+    for g in 0..2 {
+        let (status, body) = f
+            .call(
+                g,
+                Method::GET,
+                &format!("/v3/projects/{pinned_one}"),
+                &admin,
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "gateway {g} without NATS: {body}");
+    }
+    f.nats.restart().unwrap();
+    let mut created = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while created.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no project created after NATS returned"
+        );
+        let body = json!({"project": {"name": "after-outage", "domain_id": "default"}});
+        let (status, body) = f
+            .call(0, Method::POST, "/v3/projects", &admin, Some(&body))
+            .await
+            .unwrap();
+        if status == 201 {
+            created = Some(body);
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     // Tenant counts per member, from each member's internal API.
     let http = reqwest::Client::new();
     let members = f.view.members();
@@ -290,11 +333,13 @@ async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
             .into_iter()
             .map(|(id, c)| (id, c.unwrap()))
             .collect();
-    assert_eq!(counts[&s2].0, landed[0] + landed[1]);
+    let after_outage = ProjectId::new(created.unwrap()["project"]["id"].as_str().unwrap());
+    let outage_on_s2 = usize::from(f.view.owner_of_project(&after_outage).as_ref() == Some(&s2));
+    assert_eq!(counts[&s2].0, landed[0] + landed[1] + outage_on_s2);
     let total: usize = counts.values().map(|c| c.0).sum();
     assert_eq!(
         total,
-        1 + before.len() + 40,
+        1 + before.len() + 40 + 1,
         "admin + before + after: {counts:?}"
     );
     assert_eq!(counts[&ShardId::new("shard-0")].1, 1, "the admin user only");
