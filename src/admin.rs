@@ -65,6 +65,38 @@ pub fn ca_issue_tls(
     Ok(())
 }
 
+/// `keyfed shard csr`: a CSR (PEM) for the token-signing key of the shard
+/// of `config`, the key created (mode 0600) when missing.
+pub fn shard_csr(config: &Path) -> anyhow::Result<String> {
+    let config = ShardConfig::load(config)?;
+    let key = keyfed_shard::keys::load_or_create(&config.tokens.signing_key_file)?;
+    Ok(keyfed_pki::signing_request(&config.shard.id, &key)?)
+}
+
+/// `keyfed ca sign-shard`: the signing certificate of `shard` from its CSR,
+/// written (PEM) to `out`, never over an existing file.
+pub fn ca_sign_shard(
+    dir: &Path,
+    shard: &str,
+    csr: &Path,
+    out: &Path,
+    validity_days: u32,
+) -> anyhow::Result<()> {
+    let ca = FederationCa::load(dir)
+        .with_context(|| format!("loading the federation CA from {}", dir.display()))?;
+    let csr = keyfed_pki::files::read_text(csr)?;
+    let (der, signer) = ca.issue_verified(&csr, shard, now(), i64::from(validity_days) * 86_400)?;
+    keyfed_pki::files::write_public(out, keyfed_pki::der_to_pem(&der).as_bytes())?;
+    println!(
+        "signing certificate of {shard} written to {} (serial {}, valid until unix time {}); \
+         configure it as [trust] certificate",
+        out.display(),
+        signer.serial,
+        signer.not_after
+    );
+    Ok(())
+}
+
 /// Opens the directory a shard config names.
 pub async fn open_directory(config: &Path) -> anyhow::Result<Arc<dyn Directory>> {
     let config = ShardConfig::load(config)?;
@@ -217,5 +249,30 @@ mod tests {
             .await
             .unwrap();
         status(&config).await.unwrap();
+
+        // A founding shard that is no issuer: CSR, signed offline.
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\ninsecure_plain_http = true\n[shard]\nid = \"s7\"\n\
+                 [tokens]\nsigning_key_file = {:?}\n",
+                tmp.path().join("s7-key.pem")
+            ),
+        )
+        .unwrap();
+        let csr = shard_csr(&config).unwrap();
+        let csr_file = tmp.path().join("s7.csr");
+        std::fs::write(&csr_file, &csr).unwrap();
+        let out = tmp.path().join("s7.crt");
+        assert!(ca_sign_shard(&ca_dir, "s8", &csr_file, &out, 30).is_err());
+        ca_sign_shard(&ca_dir, "s7", &csr_file, &out, 30).unwrap();
+        assert!(ca_sign_shard(&ca_dir, "s7", &csr_file, &out, 30).is_err());
+        let ca = FederationCa::load(&ca_dir).unwrap();
+        let der = keyfed_pki::pem_to_der(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let key = keyfed_shard::keys::load_or_create(&tmp.path().join("s7-key.pem")).unwrap();
+        assert_eq!(
+            ca.cert().verify_signer(&der, "s7", now()).unwrap().key,
+            key.verifying_key()
+        );
     }
 }

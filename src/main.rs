@@ -85,6 +85,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ShardCommand {
+    /// Print a CSR for this shard's token-signing key (created, mode 0600,
+    /// when missing), for `keyfed ca sign-shard`.
+    Csr {
+        /// The shard's TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Retire a member that owns no tenants: it takes no new ones, and its
     /// key stays trusted until the last token it signed expires. Refused
     /// (and the member left active) while it owns tenants.
@@ -132,6 +139,27 @@ enum CaCommand {
         #[arg(long = "host")]
         hosts: Vec<String>,
         /// Directory to write the certificate and key into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        validity_days: u32,
+    },
+    /// Sign a shard's token-signing certificate from its CSR (`keyfed
+    /// shard csr`), for founding shards that are not issuers: writes the
+    /// certificate (PEM) to `--out`. Refuses to overwrite.
+    SignShard {
+        /// The CA directory (`ca.pem`, `ca-key.pem`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The shard's id (the CSR must name it).
+        #[arg(long)]
+        shard: String,
+        /// The CSR file (PEM).
+        #[arg(long)]
+        csr: PathBuf,
+        /// Where to write the certificate (give it to the shard as
+        /// `[trust] certificate`).
         #[arg(long)]
         out: PathBuf,
         /// Validity in days.
@@ -193,6 +221,10 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Shard {
+            command: Some(ShardCommand::Csr { config }),
+            ..
+        } => print!("{}", admin::shard_csr(&config)?),
         Command::Shard {
             command: Some(ShardCommand::Retire { id, config }),
             ..
@@ -258,6 +290,16 @@ async fn main() -> anyhow::Result<()> {
                     validity_days,
                 },
         } => admin::ca_issue_tls(&dir, &kind, &name, &hosts, &out, validity_days)?,
+        Command::Ca {
+            command:
+                CaCommand::SignShard {
+                    dir,
+                    shard,
+                    csr,
+                    out,
+                    validity_days,
+                },
+        } => admin::ca_sign_shard(&dir, &shard, &csr, &out, validity_days)?,
         Command::JoinToken {
             command: JoinTokenCommand::Create { ttl, config },
         } => {
