@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# A real federation on this machine for benchmarks: one nats-server with
+# JetStream, N `keyfed shard` processes on their own PostgreSQL databases and
+# M `keyfed gateway` processes, all from release builds, plain HTTP on
+# loopback. Prints the gateways' URLs and `export OS_...` lines, then waits;
+# Ctrl-C (or SIGTERM) stops everything and drops the databases.
+#
+#   benchmarks/federation.sh [shards=3] [gateways=2]
+#
+# Environment: KEYFED_BIN (default target/release/keyfed), KEYFED_NATS_SERVER
+# (default target/pyvenv/bin/nats-server, as scripts/test installs it),
+# KEYFED_TEST_PG (libpq string of an admin database, as for scripts/test),
+# BASE_PORT (default 5400: gateways at BASE_PORT+i, shards at BASE_PORT+100+i,
+# NATS at BASE_PORT+200).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SHARDS="${1:-3}"
+GATEWAYS="${2:-2}"
+BIN="${KEYFED_BIN:-$ROOT/target/release/keyfed}"
+NATS="${KEYFED_NATS_SERVER:-$ROOT/target/pyvenv/bin/nats-server}"
+PG="${KEYFED_TEST_PG:-host=127.0.0.1 port=5432 user=postgres dbname=postgres}"
+BASE="${BASE_PORT:-5400}"
+[ -x "$BIN" ] || { echo "no keyfed binary at $BIN (cargo build --release --bin keyfed)" >&2; exit 1; }
+[ -x "$NATS" ] || { echo "no nats-server at $NATS (run scripts/test once)" >&2; exit 1; }
+
+WORK="$(mktemp -d /tmp/keyfed-bench.XXXXXX)"
+PIDS=()
+DBS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    for db in "${DBS[@]}"; do psql -q -X "$PG" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done
+    echo "stopped; logs kept in $WORK" >&2
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+nats_port=$((BASE + 200))
+"$NATS" -js -a 127.0.0.1 -p "$nats_port" -sd "$WORK/jetstream" >"$WORK/nats.log" 2>&1 &
+PIDS+=($!)
+"$BIN" ca init --dir "$WORK/ca" >/dev/null
+admin_password="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+gateway0="http://127.0.0.1:$BASE"
+
+nats_section="url = \"nats://127.0.0.1:$nats_port\"
+namespace = \"bench\""
+
+for i in $(seq 0 $((SHARDS - 1))); do
+    db="keyfed_bench_$$_$i"
+    psql -q -X "$PG" -c "CREATE DATABASE $db" >/dev/null
+    DBS+=("$db")
+    port=$((BASE + 100 + i))
+    conninfo="$(printf '%s' "$PG" | sed "s/dbname=[^ ]*/dbname=$db/")"
+    cat >"$WORK/shard-$i.toml" <<EOF
+[server]
+listen = "127.0.0.1:$port"
+public_url = "http://127.0.0.1:$port"
+insecure_plain_http = true
+
+[shard]
+id = "shard-$i"
+
+[storage]
+kind = "postgres"
+url = "$conninfo"
+pool_size = 16
+
+[tokens]
+signing_key_file = "$WORK/shard-$i-signing-key.pem"
+
+[log]
+level = "warn"
+
+[trust]
+ca_cert = "$WORK/ca/ca.pem"
+ca_key = "$WORK/ca/ca-key.pem"
+
+[federation]
+advertise_url = "http://127.0.0.1:$port"
+weight = 1
+
+[federation.nats]
+$nats_section
+EOF
+    if [ "$i" -eq 0 ]; then
+        cat >>"$WORK/shard-0.toml" <<EOF
+
+[bootstrap]
+admin_password = "$admin_password"
+public_url = "$gateway0/v3/"
+internal_url = "$gateway0/v3/"
+admin_url = "$gateway0/v3/"
+EOF
+    fi
+done
+
+# Wait until NATS answers, then bootstrap once and start the shards.
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$nats_port) 2>/dev/null && break; sleep 0.1; done
+"$BIN" bootstrap --config "$WORK/shard-0.toml" >"$WORK/bootstrap.log" 2>&1
+for i in $(seq 0 $((SHARDS - 1))); do
+    "$BIN" shard --config "$WORK/shard-$i.toml" >"$WORK/shard-$i.log" 2>&1 &
+    PIDS+=($!)
+done
+
+ready() { curl -fsS -o /dev/null "$1/readyz" 2>/dev/null; }
+for i in $(seq 0 $((SHARDS - 1))); do
+    for _ in $(seq 1 300); do ready "http://127.0.0.1:$((BASE + 100 + i))" && break; sleep 0.1; done
+done
+
+for i in $(seq 0 $((GATEWAYS - 1))); do
+    port=$((BASE + i))
+    cat >"$WORK/gateway-$i.toml" <<EOF
+[server]
+listen = "127.0.0.1:$port"
+public_url = "http://127.0.0.1:$port"
+insecure_plain_http = true
+
+[directory.nats]
+$nats_section
+
+[upstream]
+insecure_plain_http = true
+
+[trust]
+ca_cert = "$WORK/ca/ca.pem"
+EOF
+    "$BIN" gateway --config "$WORK/gateway-$i.toml" >"$WORK/gateway-$i.log" 2>&1 &
+    PIDS+=($!)
+done
+for i in $(seq 0 $((GATEWAYS - 1))); do
+    for _ in $(seq 1 300); do ready "http://127.0.0.1:$((BASE + i))" && break; sleep 0.1; done
+    ready "http://127.0.0.1:$((BASE + i))" || { echo "gateway-$i did not become ready; see $WORK/gateway-$i.log" >&2; exit 1; }
+done
+
+echo "# keyfed federation: $SHARDS shards (PostgreSQL), $GATEWAYS gateways, NATS :$nats_port; logs in $WORK"
+for i in $(seq 0 $((GATEWAYS - 1))); do echo "# gateway-$i: http://127.0.0.1:$((BASE + i))"; done
+for i in $(seq 0 $((SHARDS - 1))); do echo "# shard-$i:   http://127.0.0.1:$((BASE + 100 + i))"; done
+cat <<EOF
+export OS_AUTH_URL=$gateway0/v3
+export OS_IDENTITY_API_VERSION=3
+export OS_USERNAME=admin
+export OS_PASSWORD=$admin_password
+export OS_PROJECT_NAME=admin
+export OS_USER_DOMAIN_NAME=Default
+export OS_PROJECT_DOMAIN_NAME=Default
+EOF
+wait
