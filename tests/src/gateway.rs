@@ -23,11 +23,11 @@ use keyfed_gateway::config::{
 };
 use keyfed_pki::FederationCa;
 use keyfed_shard::config::{FederationConfig, ShardConfig};
-use serde_json::{json, Value};
 use std::path::PathBuf;
 use tokio::sync::oneshot;
 
 use crate::shard::TestShard;
+use crate::through::Gateways;
 
 /// The upstream request timeout the test gateways use.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -188,11 +188,7 @@ impl TestGateway {
             .await?
             .text()
             .await?;
-        Ok(text
-            .lines()
-            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum())
+        Ok(crate::through::metric_family_sum(&text, name))
     }
 }
 
@@ -322,78 +318,18 @@ impl TestFederation {
         let i: usize = id.strip_prefix("shard-")?.parse().ok()?;
         self.shards.get(i)?.as_ref()
     }
+}
 
-    /// `POST /v3/auth/tokens` through gateway `g`: (status, X-Subject-Token,
-    /// body).
-    pub async fn auth(
-        &self,
-        g: usize,
-        body: &Value,
-    ) -> anyhow::Result<(u16, Option<String>, Value)> {
-        let r = self
-            .http
-            .post(format!("{}/v3/auth/tokens", self.gateway(g)))
-            .json(body)
-            .send()
-            .await?;
-        let status = r.status().as_u16();
-        let token = r
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = r.json().await.unwrap_or(Value::Null);
-        Ok((status, token, body))
+impl crate::through::Gateways for TestFederation {
+    fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
-    /// A password token for `user` (domain Default) through gateway `g`,
-    /// scoped to project `project` (by name in Default) or unscoped.
-    pub async fn password_token(
-        &self,
-        g: usize,
-        user: &str,
-        password: &str,
-        project: Option<&str>,
-    ) -> anyhow::Result<String> {
-        let scope = match project {
-            Some(p) => json!({"project": {"name": p, "domain": {"name": "Default"}}}),
-            None => json!("unscoped"),
-        };
-        let body = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": user, "domain": {"name": "Default"}, "password": password}}},
-            "scope": scope}});
-        let (status, token, body) = self.auth(g, &body).await?;
-        if status != 201 {
-            bail!("token for {user}: {status} {body}");
-        }
-        token.context("no X-Subject-Token")
+    fn gateway_url(&self, g: usize) -> &str {
+        self.gateway(g)
     }
 
-    /// The bootstrap admin's token (project `admin`) through gateway `g`.
-    pub async fn admin_token(&self, g: usize) -> anyhow::Result<String> {
-        self.password_token(g, "admin", &self.admin_password, Some("admin"))
-            .await
-    }
-
-    /// A request through gateway `g` with `token`: (status, JSON body).
-    pub async fn call(
-        &self,
-        g: usize,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<(u16, Value)> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.gateway(g)))
-            .header("x-auth-token", token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let r = req.send().await?;
-        let status = r.status().as_u16();
-        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    fn admin_password(&self) -> &str {
+        &self.admin_password
     }
 }

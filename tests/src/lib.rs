@@ -17,3 +17,6 @@ pub mod keystone;
 pub mod pg;
 pub mod python;
 pub mod shard;
+pub mod through;
+
+pub use through::Gateways;

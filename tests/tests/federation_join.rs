@@ -17,6 +17,7 @@
 //!   or not in the registry at all — is refused by both gateways.
 #![allow(clippy::unwrap_used)]
 
+use keyfed_tests::Gateways;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -10,6 +10,7 @@
 //! nobody else.
 #![allow(clippy::unwrap_used)]
 
+use keyfed_tests::Gateways;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

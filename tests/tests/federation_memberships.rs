@@ -6,6 +6,7 @@
 //! grant made while the directory is down reaches the index when it is back.
 #![allow(clippy::unwrap_used)]
 
+use keyfed_tests::Gateways;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};

@@ -17,6 +17,7 @@
 //! through `scripts/test`.
 #![allow(clippy::unwrap_used)]
 
+use keyfed_tests::Gateways;
 use std::time::{Duration, Instant};
 
 use keyfed_tests::cluster::{Cluster, CONNECT_TIMEOUT, DIRECTORY_TIMEOUT, UPSTREAM_TIMEOUT};

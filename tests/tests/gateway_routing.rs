@@ -10,6 +10,7 @@
 //! binary: run through `scripts/test`.
 #![allow(clippy::unwrap_used)]
 
+use keyfed_tests::Gateways;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

@@ -49,6 +49,7 @@ use keyfed_federation::FederationView;
 use keyfed_shared::ids::ProjectId;
 
 use crate::keystone::Keystone;
+use crate::through::Gateways;
 use process::{free_port, Process, READY_TIMEOUT};
 pub use process::{keyfed_binary, KEYFED_BIN_ENV};
 
