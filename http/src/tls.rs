@@ -8,6 +8,8 @@
 //!   certificate chaining to the federation CA (and nothing else).
 //! - [`client_config`]: an internal client presenting the member's
 //!   certificate and trusting only the federation CA.
+//! - [`server_auth_client_config`]: a joining shard's client, before it has
+//!   a certificate: trusts only the federation CA, presents nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -159,6 +161,18 @@ pub fn client_config(files: &MtlsFiles) -> Result<ClientConfig, TlsError> {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_client_auth_cert(load_certs(&files.cert)?, load_key(&files.key)?)?;
+    Ok(config)
+}
+
+/// A client's config for reaching an issuer's join listener before the
+/// member has a certificate: trusts only servers certified by the
+/// federation CA (`ca`), presents no certificate.
+pub fn server_auth_client_config(ca: &Path) -> Result<ClientConfig, TlsError> {
+    let roots = load_roots(ca)?;
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(config)
 }
 

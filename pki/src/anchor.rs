@@ -82,7 +82,7 @@ pub(crate) fn pem_block(pem: &str, label: &'static str) -> Result<Vec<u8>, PkiEr
         .map_err(|e| PkiError::malformed("PEM", e))
 }
 
-fn parse(der: &[u8]) -> Result<X509Certificate<'_>, PkiError> {
+pub(crate) fn parse(der: &[u8]) -> Result<X509Certificate<'_>, PkiError> {
     let (rest, cert) =
         X509Certificate::from_der(der).map_err(|e| PkiError::malformed("certificate", e))?;
     if !rest.is_empty() {

@@ -7,7 +7,8 @@
 //! a signing certificate (chain, validity, shard name) yielding the key
 //! tokens must verify with; [`names`] how certificates name shards
 //! (`keyfed:shard:<id>`) and gateways (`keyfed:gateway:<id>`); [`tls`]
-//! members' TLS certificates for internal mTLS; [`join_token`] short-lived hashed secrets (join
+//! members' TLS certificates for internal mTLS, and [`tls_request`] the
+//! same from a member's CSR (joining shards); [`join_token`] short-lived hashed secrets (join
 //! tokens, admin call tokens) checked in constant time; [`files`] key and
 //! certificate files (never overwritten, keys 0600); [`error`] the error
 //! kinds.
@@ -26,6 +27,7 @@ pub mod files;
 pub mod join_token;
 pub mod names;
 pub mod tls;
+pub mod tls_request;
 
 #[cfg(test)]
 mod tests;

@@ -120,6 +120,44 @@ fn host_name(host: &str) -> Result<SanType, PkiError> {
     Ok(SanType::DnsName(host.to_ascii_lowercase().try_into()?))
 }
 
+/// Every field of member `id`'s TLS certificate but its key: names, usages,
+/// validity, serial (see the module doc).
+pub(crate) fn tls_params(
+    kind: MemberKind,
+    id: &str,
+    hosts: &[String],
+    now: i64,
+    validity_secs: i64,
+) -> Result<CertificateParams, PkiError> {
+    check_shard_id(id)?;
+    if kind == MemberKind::Shard && hosts.is_empty() {
+        return Err(PkiError::Rejected(
+            "a shard's TLS certificate needs at least one host (its advertise URL's)".into(),
+        ));
+    }
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, id);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "keyfed");
+    params.subject_alt_names = vec![SanType::URI(kind.uri(id).try_into()?)];
+    for host in hosts {
+        params.subject_alt_names.push(host_name(host)?);
+    }
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = at(now - BACKDATE_SECS)?;
+    params.not_after = at(now.saturating_add(validity_secs))?;
+    params.serial_number = Some(random_serial());
+    Ok(params)
+}
+
 impl FederationCa {
     /// Issues member `id`'s TLS certificate (a new Ed25519 key) for
     /// `hosts` (DNS names or IP addresses of its advertise URL; at least one
@@ -132,33 +170,8 @@ impl FederationCa {
         now: i64,
         validity_secs: i64,
     ) -> Result<TlsIdentity, PkiError> {
-        check_shard_id(id)?;
-        if kind == MemberKind::Shard && hosts.is_empty() {
-            return Err(PkiError::Rejected(
-                "a shard's TLS certificate needs at least one host (its advertise URL's)".into(),
-            ));
-        }
         let key = KeyPair::generate_for(&PKCS_ED25519)?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, id);
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "keyfed");
-        params.subject_alt_names = vec![SanType::URI(kind.uri(id).try_into()?)];
-        for host in hosts {
-            params.subject_alt_names.push(host_name(host)?);
-        }
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
-        params.not_before = at(now - BACKDATE_SECS)?;
-        params.not_after = at(now.saturating_add(validity_secs))?;
-        params.serial_number = Some(random_serial());
+        let params = tls_params(kind, id, hosts, now, validity_secs)?;
         let issuer = Issuer::from_ca_cert_der(&self.cert().der().into(), self.key())?;
         let cert = params.signed_by(&key, &issuer)?;
         Ok(TlsIdentity {

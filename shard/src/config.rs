@@ -85,6 +85,14 @@ pub struct TrustConfig {
     /// key recorded in the member registry, so anyone able to write to the
     /// directory can sign tokens the federation accepts. Default false.
     pub insecure_registry_trust: bool,
+    /// For an issuer with `[internal_tls]`: an address where it serves
+    /// `POST /internal/v1/join` alone over TLS (its internal certificate)
+    /// without asking for a client certificate, so a shard joining the
+    /// mTLS federation — with no TLS certificate yet — can reach it (`keyfed
+    /// shard --join https://<this address>`). The join token authorises;
+    /// the joiner checks this listener's certificate against the CA.
+    /// Default: none.
+    pub join_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for TrustConfig {
@@ -95,6 +103,7 @@ impl Default for TrustConfig {
             certificate: None,
             certificate_validity_days: 365,
             insecure_registry_trust: false,
+            join_listen: None,
         }
     }
 }
@@ -534,6 +543,12 @@ impl ShardConfig {
         if t.ca_key.is_some() && t.ca_cert.is_none() {
             return Err(invalid("trust.ca_key", "needs trust.ca_cert"));
         }
+        if t.join_listen.is_some() && (t.ca_key.is_none() || self.internal_tls.is_none()) {
+            return Err(invalid(
+                "trust.join_listen",
+                "only an issuer (trust.ca_key) with [internal_tls] serves joins apart",
+            ));
+        }
         if t.insecure_registry_trust && t.ca_cert.is_some() {
             return Err(invalid(
                 "trust.insecure_registry_trust",
@@ -596,6 +611,19 @@ mod tests {
         assert!(e.to_string().contains("https://"), "{e}");
         ShardConfig::from_toml_str(&format!("{mtls}{}", federated.replace("http:", "https:")))
             .unwrap();
+        // A join listener: an issuer with [internal_tls] only.
+        let join = "join_listen = \"127.0.0.1:5443\"\n";
+        let https = federated.replace("http:", "https:");
+        let e = ShardConfig::from_toml_str(&format!("{mtls}{https}{join}")).unwrap_err();
+        assert!(e.to_string().contains("trust.join_listen"), "{e}");
+        let issuer = format!("{https}ca_key = \"/ca-key.pem\"\n{join}");
+        ShardConfig::from_toml_str(&format!("{mtls}{issuer}")).unwrap();
+        let plain = format!(
+            "[server]\ninsecure_plain_http = true\n{}",
+            issuer.replace("https:", "http:")
+        );
+        let e = ShardConfig::from_toml_str(&plain).unwrap_err();
+        assert!(e.to_string().contains("trust.join_listen"), "{e}");
     }
 
     #[test]

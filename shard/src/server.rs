@@ -65,8 +65,12 @@ pub async fn build_with_directory(
 
 /// The full HTTP application for a state: routes plus edge middleware.
 pub fn app(state: AppState) -> Router {
+    with_edge(api::router(state.clone()), state)
+}
+
+fn with_edge(router: Router, state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
-    api::router(state.clone())
+    router
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(state, edge))
 }
@@ -153,11 +157,61 @@ pub async fn serve_state(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ShardError> {
     let transport = transport(&state.config)?;
-    spawn_pruner(state.clone());
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let max_buf = (state.config.server.max_header_bytes * 4).max(64 * 1024);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    if let Some((join_listener, join_transport)) = join_listener(&state.config).await? {
+        let app = with_edge(api::join_router(state.clone()), state.clone());
+        let mut stopped = stopped.clone();
+        let stop_join = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        tokio::spawn(keyfed_http::serve_with(
+            app,
+            join_listener,
+            join_transport,
+            stop_join,
+            grace,
+            max_buf,
+        ));
+    }
+    drop(stopped);
+    spawn_pruner(state.clone());
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     keyfed_http::serve_with(app(state), listener, transport, shutdown, grace, max_buf).await;
     Ok(())
+}
+
+/// An issuer's join listener (`[trust] join_listen`): TLS with its
+/// internal certificate, no client certificate asked for, serving the join
+/// route only — a joining shard has no client certificate yet.
+async fn join_listener(
+    config: &ShardConfig,
+) -> Result<Option<(TcpListener, Transport)>, ShardError> {
+    let (Some(addr), Some(mtls)) = (config.trust.join_listen, &config.internal_tls) else {
+        return Ok(None);
+    };
+    let files = keyfed_http::tls::TlsFiles {
+        cert: mtls.cert.clone(),
+        key: mtls.key.clone(),
+    };
+    let tls = tls::server_config(&files).map_err(|e| {
+        ShardError::Config(crate::config::ConfigError::Invalid {
+            field: "internal_tls",
+            problem: e.to_string(),
+        })
+    })?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        ShardError::Config(crate::config::ConfigError::Invalid {
+            field: "trust.join_listen",
+            problem: format!("binding {addr}: {e}"),
+        })
+    })?;
+    tracing::info!(%addr, "serving joins (TLS, join route only)");
+    Ok(Some((listener, Transport::tls(tls))))
 }
 
 /// How the listener speaks, as the config chose: mTLS with the federation

@@ -10,6 +10,7 @@
 //!   against the gateway.
 //! - [`python`]: the Python clients (`openstack` CLI, keystonemiddleware).
 //! - [`pg`]: throwaway PostgreSQL databases.
+//! - [`tls`]: an mTLS federation in one process (transport and join tests).
 pub mod cli_suite;
 pub mod cluster;
 pub mod gateway;
@@ -18,5 +19,6 @@ pub mod pg;
 pub mod python;
 pub mod shard;
 pub mod through;
+pub mod tls;
 
 pub use through::Gateways;

@@ -1,13 +1,16 @@
 //! Admitting a joining shard, done by an issuer member (one configured with
 //! the CA key) on the shard's request: the CSR is checked and a signing
-//! certificate issued, the join token consumed (single use), and the
+//! certificate issued (and, when the shard sent a second CSR for its TLS
+//! key, its internal TLS certificate for the host of its advertise URL),
+//! the join token consumed (single use), and the
 //! member recorded as `joining` with its certificate — created only if no
 //! member has that id. Watchers of the members bucket (every gateway and
 //! shard) learn of it from there: that is the announcement.
 
 use bytes::Bytes;
 use keyfed_directory::{Bucket, Directory, DirectoryError};
-use keyfed_pki::{der_to_pem, FederationCa};
+use keyfed_pki::tls_request::url_host;
+use keyfed_pki::{der_to_pem, FederationCa, MemberKind};
 use keyfed_shared::federation::{Member, MemberCert, MemberStatus};
 use keyfed_shared::ids::ShardId;
 use keyfed_shared::ring::MAX_WEIGHT;
@@ -29,6 +32,11 @@ pub struct JoinRequest {
     pub weight: u32,
     /// The join token from `keyfed join-token create`.
     pub join_token: String,
+    /// Its CSR (PEM) for its internal TLS key (Ed25519), naming
+    /// `keyfed:shard:<shard_id>`, when it joins an mTLS federation without
+    /// a TLS certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_csr: Option<String>,
 }
 
 /// What it gets back.
@@ -42,6 +50,10 @@ pub struct JoinGrant {
     pub ca_certificate: String,
     /// The directory namespace of the federation.
     pub namespace: String,
+    /// Its internal TLS certificate, PEM (serverAuth and clientAuth, for
+    /// the host of its advertise URL), when it sent `tls_csr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_certificate: Option<String>,
 }
 
 fn check(req: &JoinRequest) -> Result<(), LifecycleError> {
@@ -79,6 +91,21 @@ pub async fn admit(
     }
     // Checks the CSR (and issues) before the token is spent.
     let (der, signer) = ca.issue_verified(&req.csr, &req.shard_id, now, validity_secs)?;
+    let tls_certificate = match &req.tls_csr {
+        Some(csr) => {
+            let hosts = [url_host(&req.advertise_url)?];
+            let pem = ca.issue_tls_for(
+                csr,
+                MemberKind::Shard,
+                &req.shard_id,
+                &hosts,
+                now,
+                validity_secs,
+            )?;
+            Some(pem)
+        }
+        None => None,
+    };
     credentials::consume_join_token(dir, &req.join_token, now).await?;
     let kid = format!("{}.1", req.shard_id);
     let member = Member {
@@ -103,11 +130,17 @@ pub async fn admit(
         }
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(shard = %req.shard_id, serial = %signer.serial, "shard admitted as joining");
+    tracing::info!(
+        shard = %req.shard_id,
+        serial = %signer.serial,
+        tls = tls_certificate.is_some(),
+        "shard admitted as joining"
+    );
     Ok(JoinGrant {
         kid,
         certificate: der_to_pem(&der),
         ca_certificate: ca.cert().pem(),
         namespace: dir.namespace().to_owned(),
+        tls_certificate,
     })
 }

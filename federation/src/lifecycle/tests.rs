@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use keyfed_directory::Bucket;
 use keyfed_pki::join_token::Purpose;
-use keyfed_pki::{pem_to_der, signing_request, FederationCa};
+use keyfed_pki::tls_request::tls_request;
+use keyfed_pki::{pem_to_der, signing_request, FederationCa, MemberKind};
 use keyfed_shared::federation::{Member, MemberStatus};
 use keyfed_shared::ids::ShardId;
 
@@ -23,6 +24,7 @@ fn request(id: &str, token: &str) -> JoinRequest {
         advertise_url: format!("http://{id}.invalid/"),
         weight: 2,
         join_token: token.into(),
+        tls_csr: None,
     }
 }
 
@@ -139,7 +141,48 @@ async fn an_admitted_shard_is_recorded_joining_and_trusted_by_ca_views() {
         admit(dir.as_ref(), &ca, &bad_url, now, 86_400).await,
         Err(LifecycleError::Invalid(_))
     ));
-    admit(dir.as_ref(), &ca, &request("s5", &fresh), now, 86_400)
+    // A TLS CSR for another member is refused, the token unspent; one
+    // for the shard gets a TLS certificate for its advertised host.
+    let tls_key = keyfed_pki::tls_request::generate_tls_key().unwrap();
+    let mut wrong_tls = request("s5", &fresh);
+    wrong_tls.tls_csr = Some(tls_request(MemberKind::Shard, "s6", &tls_key).unwrap());
+    assert!(matches!(
+        admit(dir.as_ref(), &ca, &wrong_tls, now, 86_400).await,
+        Err(LifecycleError::Invalid(_))
+    ));
+    let mut with_tls = request("s5", &fresh);
+    with_tls.tls_csr = Some(tls_request(MemberKind::Shard, "s5", &tls_key).unwrap());
+    let grant = admit(dir.as_ref(), &ca, &with_tls, now, 86_400)
         .await
         .unwrap();
+    let tls = pem_to_der(&grant.tls_certificate.unwrap()).unwrap();
+    let key = ca
+        .cert()
+        .verify_member_tls(&tls, MemberKind::Shard, "s5", now)
+        .unwrap();
+    let pair = rcgen_key(&tls_key);
+    assert_eq!(key, pair);
+    assert!(grant_has_no_tls_without_csr(&ca, dir.as_ref(), now).await);
+}
+
+/// The raw public key of a PKCS#8 PEM Ed25519 key.
+fn rcgen_key(pem: &str) -> Vec<u8> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+        .unwrap()
+        .verifying_key()
+        .to_bytes()
+        .to_vec()
+}
+
+async fn grant_has_no_tls_without_csr(
+    ca: &FederationCa,
+    dir: &dyn keyfed_directory::Directory,
+    now: i64,
+) -> bool {
+    let token = issue(dir, Purpose::Join, now, 600).await.unwrap();
+    let grant = admit(dir, ca, &request("s7", &token), now, 86_400)
+        .await
+        .unwrap();
+    grant.tls_certificate.is_none()
 }

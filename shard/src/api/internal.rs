@@ -6,6 +6,10 @@
 //!   join token is spent, its certificate issued, its record `joining`.
 //!   The token is the credential: bad, expired or spent → 401; a bad CSR or
 //!   field → 400; an id taken → 409. 404 on a shard that is not an issuer.
+//!   With a `tls_csr` it also issues the joiner's internal TLS certificate.
+//!   On an mTLS issuer a joiner without a TLS certificate reaches this
+//!   route on the join listener (`[trust] join_listen`, TLS without client
+//!   certificates, serving this route only).
 //! - `GET /internal/v1/tenants[?joining=<shard>|?retiring=<shard>]` — the
 //!   ids of the projects this shard owns and the users homed here (not
 //!   stubs), for a joining member's pins, `keyfed status` and `keyfed shard
@@ -39,6 +43,13 @@ use crate::state::AppState;
 
 /// The header carrying an admin call token.
 pub const ADMIN_TOKEN_HEADER: &str = "x-keyfed-admin-token";
+
+/// The join route alone, for an issuer's join listener (`[trust]
+/// join_listen`: server-only TLS, as a joiner has no client certificate
+/// yet; the join token authorises).
+pub(super) fn join_routes() -> Router<AppState> {
+    Router::new().route("/internal/v1/join", post(join))
+}
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()

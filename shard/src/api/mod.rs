@@ -45,6 +45,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The join listener's routes (`[trust] join_listen`): `POST
+/// /internal/v1/join` alone; everything else is 404.
+pub fn join_router(state: AppState) -> Router {
+    internal::join_routes()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
 async fn not_found() -> Response {
     api_response(&ApiError::new(
         ErrorKind::NotFound,

@@ -5,14 +5,14 @@
 //! against the federation CA it was configured with (`trust.ca_cert` — the
 //! CA is never taken from the answer), and saves it. The issuer has
 //! recorded it `joining`; the shard then starts, and turns itself `active`
-//! ([`super::activation`]).
-
-use std::time::Duration;
+//! ([`super::activation`]). In an mTLS federation the join also obtains
+//! the shard's internal TLS certificate ([`super::enrol_tls`]).
 
 use keyfed_federation::lifecycle::admit::{JoinGrant, JoinRequest};
 use keyfed_pki::{pem_to_der, signing_request, CaCert};
 use keyfed_shared::time::now_micros;
 
+use super::enrol_tls::TlsEnrolment;
 use crate::config::ShardConfig;
 use crate::ShardError;
 
@@ -52,14 +52,16 @@ pub async fn enrol(
     let shard = config.shard.id.as_str();
     let key = crate::keys::load_or_create(&config.tokens.signing_key_file)
         .map_err(|e| fail(e.to_string()))?;
+    let tls = TlsEnrolment::prepare(config, issuer_url)?;
     let request = JoinRequest {
         shard_id: shard.to_owned(),
         csr: signing_request(shard, &key).map_err(fail)?,
         advertise_url: federation.advertise_url.clone(),
         weight: federation.weight,
         join_token: join_token.to_owned(),
+        tls_csr: tls.csr(shard)?,
     };
-    let http = super::internal_client::internal_client(config, Duration::from_secs(30))?;
+    let http = tls.client(config)?;
     let url = format!("{}/internal/v1/join", issuer_url.trim_end_matches('/'));
     let response = http
         .post(&url)
@@ -85,6 +87,8 @@ pub async fn enrol(
     if signer.key != key.verifying_key() {
         return Err(fail("the certificate received certifies another key"));
     }
+    // The TLS certificate first: the signing certificate marks the join done.
+    tls.save(&ca, shard, grant.tls_certificate.as_deref(), now)?;
     keyfed_pki::files::write_public(&cert_path, grant.certificate.as_bytes()).map_err(fail)?;
     tracing::info!(shard, kid = %grant.kid, path = %cert_path.display(), "joined: certificate saved");
     Ok(cert_path)
