@@ -116,6 +116,25 @@ pub trait Gateways: Sync {
             .as_u16())
     }
 
+    /// `GET /v3/auth/tokens` for `subject` with `auth` through gateway `g`:
+    /// the status and the JSON body (the rendered token).
+    async fn validate_body(
+        &self,
+        g: usize,
+        auth: &str,
+        subject: &str,
+    ) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .http()
+            .get(format!("{}/v3/auth/tokens", self.gateway_url(g)))
+            .header("x-auth-token", auth)
+            .header("x-subject-token", subject)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        Ok((status, r.json().await.unwrap_or(Value::Null)))
+    }
+
     /// The sum of a counter family in gateway `g`'s `/metrics`.
     async fn metric_sum(&self, g: usize, name: &str) -> anyhow::Result<f64> {
         let text = self
@@ -130,10 +149,15 @@ pub trait Gateways: Sync {
 }
 
 /// The sum of the samples of metric family `name` in a Prometheus text
-/// exposition.
+/// exposition: samples named exactly `name` (any labels), or exactly the
+/// sample `name` when it carries labels (`name{shard="s"}`). A family whose
+/// name merely starts with `name` (`signer_lookups_shed` for
+/// `signer_lookups`) is not counted.
 pub fn metric_family_sum(text: &str, name: &str) -> f64 {
     text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(sample, _)| *sample == name || sample.split('{').next() == Some(name))
+        .filter_map(|(_, value)| value.parse::<f64>().ok())
         .sum()
 }

@@ -1,20 +1,23 @@
 //! A shard joins a running federation (CA trust, real NATS, real
-//! PostgreSQL, in-process shards and gateways: `TestFederation`):
+//! PostgreSQL, in-process shards and gateways: `TestFederation`), checked
+//! through in-process hooks (the join endpoint, `enrol`, the ring, the
+//! internal API, `admin::retire`):
 //!
-//! - a join token is created; a third shard enrols through a member (its
-//!   key, a CSR, its certificate) and turns itself active once serving;
-//! - every tenant that existed before keeps its owner (the ones the new
-//!   ring assigns to the new shard are pinned) and answers through both
-//!   gateways; new tenants land on the new shard through both gateways;
 //! - the join endpoint answers Keystone-shaped errors: bad token 401, bad
 //!   CSR 400, id taken 409; the join token cannot be used twice;
-//! - `keyfed status`'s tenant counts per member; a member owning tenants
-//!   cannot retire (and stays active), an empty one retires and takes no
-//!   new tenants;
-//! - NATS stopped after the join: both gateways still route a pinned
-//!   tenant; once it is back, creations work again;
-//! - a rogue signer — in the registry with a certificate from another CA,
-//!   or not in the registry at all — is refused by both gateways.
+//! - a third shard enrols through a member (its key, a CSR, its
+//!   certificate) and turns itself active once serving;
+//! - every tenant that existed before keeps its owner (the ones the new
+//!   ring assigns to the new shard are pinned); the new shard holds exactly
+//!   the new tenants placed on it;
+//! - tenant counts per member; the internal listing refuses a bad admin
+//!   token; a member owning tenants cannot retire (and stays active), an
+//!   empty one retires with `trusted_until` = now + the given keep, leaves
+//!   the ring and takes no new tenants.
+//!
+//! The same lifecycle with real processes and the CLI — NATS stopped and
+//! restarted, catalog changes, rogue signers, look-ups under bogus tokens —
+//! is `federation_lifecycle.rs`.
 #![allow(clippy::unwrap_used)]
 
 use keyfed_tests::Gateways;
@@ -22,17 +25,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use keyfed_directory::{Bucket, Directory, NatsDirectory};
+use keyfed_directory::{Directory, NatsDirectory};
 use keyfed_federation::lifecycle::credentials;
 use keyfed_pki::join_token::Purpose;
-use keyfed_pki::{der_to_pem, signing_request};
+use keyfed_pki::signing_request;
 use keyfed_shard::config::{FederationConfig, ShardConfig};
 use keyfed_shard::federation::admin;
-use keyfed_shared::federation::{Member, MemberCert, MemberStatus};
+use keyfed_shared::federation::MemberStatus;
 use keyfed_shared::ids::{ProjectId, ShardId};
-use keyfed_shared::token::{Claims, Signer};
-use keyfed_tests::gateway::{TestCa, TestFederation};
+use keyfed_tests::gateway::TestFederation;
 use keyfed_tests::shard::TestShard;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -119,32 +120,9 @@ async fn start_joined(
     .unwrap()
 }
 
-/// Re-signs `token`'s claims with a key of its own under `kid`.
-fn forge(token: &str, kid: &str, key: ed25519_dalek::SigningKey) -> String {
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    let claims: Claims = serde_json::from_slice(&bytes).unwrap();
-    Signer::new(kid, key).sign(&claims).unwrap()
-}
-
-/// `GET /v3/auth/tokens` for `subject` through gateway `g`.
-async fn validate(f: &TestFederation, g: usize, auth: &str, subject: &str) -> u16 {
-    f.http
-        .get(format!("{}/v3/auth/tokens", f.gateway(g)))
-        .header("x-auth-token", auth)
-        .header("x-subject-token", subject)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
-    let mut f = TestFederation::start_with(2, 2).await.unwrap();
+    let f = TestFederation::start_with(2, 2).await.unwrap();
     let admin = f.admin_token(0).await.unwrap();
     let dir: Arc<dyn Directory> = Arc::new(NatsDirectory::connect(&f.directory).await.unwrap());
 
@@ -283,47 +261,6 @@ async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
         "shard-2 holds exactly the new tenants placed on it"
     );
 
-    // NATS stops: the gateways keep routing from what they hold — pins
-    // and the new member included — and resync when it returns.
-    let pinned_one = before
-        .keys()
-        .find(|p| ring.owner(p.as_str()) == &s2)
-        .unwrap()
-        .clone();
-    f.nats.stop();
-    for g in 0..2 {
-        let (status, body) = f
-            .call(
-                g,
-                Method::GET,
-                &format!("/v3/projects/{pinned_one}"),
-                &admin,
-                None,
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, 200, "gateway {g} without NATS: {body}");
-    }
-    f.nats.restart().unwrap();
-    let mut created = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while created.is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no project created after NATS returned"
-        );
-        let body = json!({"project": {"name": "after-outage", "domain_id": "default"}});
-        let (status, body) = f
-            .call(0, Method::POST, "/v3/projects", &admin, Some(&body))
-            .await
-            .unwrap();
-        if status == 201 {
-            created = Some(body);
-        } else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
     // Tenant counts per member, from each member's internal API.
     let http = reqwest::Client::new();
     let members = f.view.members();
@@ -334,13 +271,11 @@ async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
             .into_iter()
             .map(|(id, c)| (id, c.unwrap()))
             .collect();
-    let after_outage = ProjectId::new(created.unwrap()["project"]["id"].as_str().unwrap());
-    let outage_on_s2 = usize::from(f.view.owner_of_project(&after_outage).as_ref() == Some(&s2));
-    assert_eq!(counts[&s2].0, landed[0] + landed[1] + outage_on_s2);
+    assert_eq!(counts[&s2].0, landed[0] + landed[1]);
     let total: usize = counts.values().map(|c| c.0).sum();
     assert_eq!(
         total,
-        1 + before.len() + 40 + 1,
+        1 + before.len() + 40,
         "admin + before + after: {counts:?}"
     );
     assert_eq!(counts[&ShardId::new("shard-0")].1, 1, "the admin user only");
@@ -396,52 +331,5 @@ async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
     }
     drop(fourth);
 
-    // A rogue: in the registry with a certificate from another CA.
-    let rogue_ca = TestCa::new().unwrap();
-    let rogue_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let csr = signing_request("rogue", &rogue_key).unwrap();
-    let (der, _) = rogue_ca
-        .ca
-        .issue_verified(&csr, "rogue", now(), 86_400)
-        .unwrap();
-    assert!(!der_to_pem(&der).is_empty());
-    let record = Member {
-        id: ShardId::new("rogue"),
-        url: "http://127.0.0.1:9".into(),
-        weight: 1,
-        status: MemberStatus::Active,
-        kid: "rogue.1".into(),
-        public_key: Member::encode_key(&rogue_key.verifying_key()),
-        certificates: vec![MemberCert::new("rogue.1", &der)],
-        trusted_until: None,
-    };
-    dir.kv(Bucket::Members)
-        .put("rogue", serde_json::to_vec(&record).unwrap().into())
-        .await
-        .unwrap();
-    let forged = forge(&admin, "rogue.1", rogue_key);
-    let ghost = forge(
-        &admin,
-        "ghost.1",
-        ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
-    );
-    // Give the views time to see the rogue's record.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    for g in 0..2 {
-        for bad in [&forged, &ghost] {
-            assert_eq!(validate(&f, g, &admin, bad).await, 404, "gateway {g}");
-            let (status, body) = f
-                .call(g, Method::GET, "/v3/projects", bad, None)
-                .await
-                .unwrap();
-            assert_eq!(status, 401, "gateway {g}: {body}");
-        }
-    }
-    assert!(f
-        .view
-        .ring()
-        .unwrap()
-        .weight(&ShardId::new("rogue"))
-        .is_none());
     drop(third);
 }

@@ -31,11 +31,18 @@
 //! running test executable's profile (`target/<profile>/keyfed`), which
 //! `scripts/test` builds before the suite (`cargo build --bin keyfed`).
 //!
-//! Here: start-up, configs, stopping and restarting; `process.rs`: the
-//! binary, ports, child processes and their logs; `client.rs`: requests
-//! through the gateways.
+//! The harness's own view trusts member keys as the processes do (the
+//! cluster's CA), so a record no certificate of the CA vouches for is in
+//! neither's ring.
+//!
+//! Here: start-up, configs, stopping and restarting; `lifecycle.rs`: the
+//! operator's CLI — join tokens, shards joining through a member
+//! ([`Cluster::join_shard`]), `keyfed status`, `keyfed shard retire`;
+//! `process.rs`: the binary, ports, child processes and their logs;
+//! `client.rs`: requests through the gateways.
 
 mod client;
+mod lifecycle;
 mod process;
 
 use std::path::{Path, PathBuf};
@@ -45,11 +52,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use keyfed_directory::testing::NatsServer;
 use keyfed_directory::{NatsConfig, NatsDirectory};
+use keyfed_federation::view::Trust;
 use keyfed_federation::FederationView;
 use keyfed_shared::ids::ProjectId;
 
 use crate::keystone::Keystone;
 use crate::through::Gateways;
+pub use lifecycle::{CliOutput, StatusRow};
 use process::{free_port, Process, READY_TIMEOUT};
 pub use process::{keyfed_binary, KEYFED_BIN_ENV};
 
@@ -89,6 +98,9 @@ pub struct ShardProcess {
     pub database: String,
     /// Its config file.
     pub config: PathBuf,
+    /// A founding member (an issuer: it certifies its own key); else it
+    /// joined with `keyfed shard --join`.
+    founder: bool,
     process: Process,
 }
 
@@ -170,11 +182,25 @@ impl Cluster {
             reconnect_max_delay_ms: 500,
             ..NatsConfig::new(nats.url())
         };
+        // The federation CA, before anything trusts it — the harness's view
+        // included: it trusts member keys as the processes do, so a record
+        // no certificate of the CA vouches for is in neither's ring.
+        let now = keyfed_shared::time::now_micros() / 1_000_000;
+        let ca = keyfed_pki::FederationCa::init(
+            &dir.path().join("ca"),
+            "keyfed test CA",
+            now,
+            3650 * 86_400,
+        )?;
+        let trust = Trust::Ca(Arc::new(ca.cert().clone()));
         let mut cluster = Self {
             shards: Vec::new(),
             gateways: Vec::new(),
-            view: FederationView::start(Arc::new(NatsDirectory::connect(&directory).await?))
-                .await?,
+            view: FederationView::start_with_trust(
+                Arc::new(NatsDirectory::connect(&directory).await?),
+                trust,
+            )
+            .await?,
             admin_password: uuid::Uuid::new_v4().simple().to_string(),
             directory,
             http: reqwest::Client::builder()
@@ -208,6 +234,7 @@ impl Cluster {
                 url: String::new(),
                 database,
                 config,
+                founder: true,
                 process,
             });
         }
@@ -275,15 +302,10 @@ impl Cluster {
             .path())
     }
 
-    /// `[trust]`: the cluster's federation CA (created in its directory on
-    /// first use); shards are issuers (they certify their own keys).
+    /// `[trust]`: the cluster's federation CA (in its directory); issuers
+    /// (the founding shards) certify their own keys with its key.
     fn trust_section(&self, issuer: bool) -> anyhow::Result<String> {
-        let dir = self.dir()?.join("ca");
-        let (cert, key) = keyfed_pki::ca::ca_paths(&dir);
-        if !cert.exists() {
-            let now = keyfed_shared::time::now_micros() / 1_000_000;
-            keyfed_pki::FederationCa::init(&dir, "keyfed test CA", now, 3650 * 86_400)?;
-        }
+        let (cert, key) = keyfed_pki::ca::ca_paths(&self.dir()?.join("ca"));
         let mut text = format!("[trust]\nca_cert = {}\n", toml_str(&cert.to_string_lossy()));
         if issuer {
             text.push_str(&format!("ca_key = {}\n", toml_str(&key.to_string_lossy())));
@@ -305,6 +327,7 @@ impl Cluster {
 
     /// Writes shard `i`'s config for `port`; shard-0's carries the
     /// bootstrap section, with `identity` as the catalog's identity URL.
+    /// Founders are issuers (`[trust] ca_key`); joiners trust the CA only.
     fn write_shard_config(
         &mut self,
         i: usize,
@@ -312,8 +335,8 @@ impl Cluster {
         identity: Option<&str>,
     ) -> anyhow::Result<()> {
         let url = format!("http://127.0.0.1:{port}");
-        let key = self.dir()?.join(format!("shard-{i}-signing-key.pem"));
         let shard = &self.shards[i];
+        let key = self.dir()?.join(format!("{}-signing-key.pem", shard.id));
         let mut text = format!(
             "# Written by keyfed-tests (tests/src/cluster.rs).\n\
              # Plain HTTP on loopback (TLS has its own tests).\n\
@@ -343,7 +366,7 @@ impl Cluster {
             }
             text.push('\n');
         }
-        text.push_str(&self.trust_section(true)?);
+        text.push_str(&self.trust_section(self.shards[i].founder)?);
         text.push_str(&format!(
             "[federation]\nadvertise_url = {}\nweight = 1\n\n[federation.nats]\n{}",
             toml_str(&url),

@@ -115,6 +115,9 @@ impl Process {
         let child = Command::new(&self.program)
             .args(&self.args)
             .env("NO_COLOR", "1")
+            // An error's message, not a backtrace, ends the log (panics
+            // still print theirs under RUST_BACKTRACE).
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
