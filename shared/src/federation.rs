@@ -68,6 +68,12 @@ pub struct MemberCert {
     pub kid: String,
     /// The X.509 certificate, DER, base64url without padding.
     pub der: String,
+    /// For a key replaced by a newer one: unix seconds after which no token
+    /// it signed can still be valid (its last token's expiry plus the
+    /// allow-expired window). Validators stop trusting it then, and the
+    /// member removes the entry. Absent for a current key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retire_at: Option<i64>,
 }
 
 impl MemberCert {
@@ -76,6 +82,7 @@ impl MemberCert {
         Self {
             kid: kid.into(),
             der: B64.encode(der),
+            retire_at: None,
         }
     }
 

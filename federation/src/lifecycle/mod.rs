@@ -1,10 +1,15 @@
 //! Federation lifecycle operations on the directory: short-lived hashed
 //! credentials ([`credentials`]: join tokens, admin call tokens) and the
 //! admission of a joining shard ([`admit`]: token, certificate, `joining`
-//! member record). Used by the administration CLI and by issuer members.
+//! member record), and the online renewal of a member's signing
+//! certificate ([`renew`]: proof of possession of its current key). Used
+//! by the administration CLI and by issuer members.
 
 pub mod admit;
 pub mod credentials;
+pub mod renew;
+#[cfg(test)]
+mod renew_tests;
 #[cfg(test)]
 mod tests;
 

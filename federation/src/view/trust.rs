@@ -6,7 +6,8 @@
 //! (`<member-id>.<serial>`). Each certified key is trusted within its
 //! certificate's validity — so a renewed certificate and the one it
 //! replaces both verify while both are valid — and, for a retired member,
-//! no later than the record's `trusted_until` (its last token's expiry).
+//! no later than the record's `trusted_until` (its last token's expiry);
+//! a key replaced by a rotation no later than its entry's `retire_at`.
 //! A record with no acceptable certificate offers no key at all: a server
 //! whose certificate is self-made, or from another CA, can sign nothing
 //! the federation accepts.
@@ -84,7 +85,10 @@ impl Trust {
                             kid: cert.kid.clone(),
                             key: signer.key,
                             from: signer.not_before,
-                            until: signer.not_after.min(until),
+                            until: signer
+                                .not_after
+                                .min(until)
+                                .min(cert.retire_at.unwrap_or(i64::MAX)),
                         }),
                         Err(error) => {
                             tracing::warn!(member = %member.id, kid = %cert.kid, %error, "untrusted member certificate; ignored");

@@ -122,6 +122,21 @@ async fn a_renewed_key_and_the_old_one_both_verify() {
 }
 
 #[tokio::test]
+async fn a_rotated_out_key_is_dropped_at_its_retire_at() {
+    let ca = FederationCa::generate("keyfed federation CA", now(), 365 * DAY).unwrap();
+    let (_tmp, dir, view) = view(&ca).await;
+    let mut m = certified(&ca, "s1", now(), DAY);
+    m.certificates[0].retire_at = Some(now() + 3);
+    let new_key = SigningKey::from_bytes(&[43; 32]);
+    m.certificates
+        .push(cert(&ca, "s1", &new_key, "2", now(), DAY));
+    put_member(dir.as_ref(), &m).await;
+    assert_eventually!(view.key("s1.1").is_some() && view.key("s1.2").is_some());
+    assert_eventually!(view.key("s1.1").is_none(), Duration::from_secs(15));
+    assert_eq!(view.key("s1.2"), Some(new_key.verifying_key()));
+}
+
+#[tokio::test]
 async fn a_retired_members_keys_are_dropped_after_its_last_token() {
     let ca = FederationCa::generate("keyfed federation CA", now(), 365 * DAY).unwrap();
     let (_tmp, dir, view) = view(&ca).await;
