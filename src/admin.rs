@@ -1,6 +1,7 @@
 //! Federation administration commands: `keyfed ca init`, `keyfed ca
 //! issue-tls`, `keyfed join-token
-//! create`, `keyfed status` and `keyfed shard retire`. They act on files (the CA) or on the
+//! create`, `keyfed status`, `keyfed shard retire` and `keyfed shard
+//! reindex`. They act on files (the CA) or on the
 //! directory named by a shard config's `[federation]` section.
 
 use anyhow::Context;
@@ -108,6 +109,27 @@ pub async fn open_directory(config: &Path) -> anyhow::Result<Arc<dyn Directory>>
         (None, Some(embedded)) => Arc::new(EmbeddedDirectory::open(embedded)?),
         (None, None) => anyhow::bail!("config field `federation`: no directory configured"),
     })
+}
+
+/// `keyfed shard reindex`: queues this shard's part of the membership index
+/// for its relay to rewrite (see
+/// [`keyfed_shard::federation::relay::reindex`]).
+pub async fn reindex(config_path: &Path) -> anyhow::Result<()> {
+    let config = ShardConfig::load(config_path)?;
+    let directory = open_directory(config_path).await?;
+    let store = keyfed_shard::server::open_store(&config).await?;
+    let me = ShardId::new(config.shard.id.as_str());
+    let queued = keyfed_shard::federation::relay::reindex(
+        store.as_ref(),
+        directory.kv(Bucket::Memberships).as_ref(),
+        &me,
+    )
+    .await?;
+    println!(
+        "queued {queued} users of {me}; its relay rewrites their membership index entries \
+         (now if it runs, else when it starts)"
+    );
+    Ok(())
 }
 
 /// `keyfed join-token create`: prints a single-use join token.

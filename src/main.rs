@@ -92,6 +92,14 @@ enum ShardCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Rebuild this shard's part of the membership index from its store:
+    /// queues every user holding an assignment here, and every user the
+    /// index says is here, for the shard's relay to rewrite their entries.
+    Reindex {
+        /// The shard's TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Retire a member that owns no tenants: it takes no new ones, and its
     /// key stays trusted until the last token it signed expires. Refused
     /// (and the member left active) while it owns tenants.
@@ -225,6 +233,13 @@ async fn main() -> anyhow::Result<()> {
             command: Some(ShardCommand::Csr { config }),
             ..
         } => print!("{}", admin::shard_csr(&config)?),
+        Command::Shard {
+            command: Some(ShardCommand::Reindex { config }),
+            ..
+        } => {
+            init_logging("text", "warn");
+            admin::reindex(&config).await?;
+        }
         Command::Shard {
             command: Some(ShardCommand::Retire { id, config }),
             ..

@@ -222,6 +222,34 @@ pub async fn set_membership(
     }
 }
 
+/// Rebuilds this shard's part of the membership index: queues in the
+/// outbox every user holding an assignment here and every user whose index
+/// entry names this shard, so the relay re-derives each entry (adding this
+/// shard where it is missing, removing it where it is stale). Returns how
+/// many users were queued; the shard's relay delivers them (at once if it
+/// runs, else when it next starts).
+pub async fn reindex(store: &dyn Store, index: &dyn Kv, me: &ShardId) -> Result<u64, ReindexError> {
+    let snapshot = index.snapshot("").await?;
+    let named: Vec<UserId> = snapshot
+        .entries
+        .iter()
+        .filter(|(_, entry)| membership::decode(&entry.value).is_ok_and(|s| s.contains(me)))
+        .map(|(key, _)| UserId::new(key.as_str()))
+        .collect();
+    Ok(store.outbox_requeue(&named).await?)
+}
+
+/// Why [`reindex`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReindexError {
+    /// Reading the index.
+    #[error("reading the membership index: {0}")]
+    Directory(#[from] DirectoryError),
+    /// Queueing in the outbox.
+    #[error("queueing in the membership outbox: {0}")]
+    Store(#[from] StoreError),
+}
+
 /// The shards `user`'s index entry names (empty when there is none).
 pub async fn shards_of(index: &dyn Kv, user: &UserId) -> Result<BTreeSet<ShardId>, DirectoryError> {
     Ok(match index.get(&membership::key(user)).await? {

@@ -164,4 +164,9 @@ pub trait Store: Send + Sync + 'static {
     /// Removes each of `done` that is still at its version; returns how many
     /// were removed.
     async fn outbox_remove(&self, done: &[OutboxEntry]) -> StoreResult<u64>;
+    /// Queues every user holding an assignment here, and each of `others`
+    /// (users the index says are here but may no longer be), so the relay
+    /// re-derives their index entries: the membership index rebuilt from
+    /// this shard. Returns how many users were queued.
+    async fn outbox_requeue(&self, others: &[UserId]) -> StoreResult<u64>;
 }

@@ -287,3 +287,43 @@ async fn flush_waits_for_a_pass_that_saw_the_write() {
     }
     task.abort();
 }
+
+#[tokio::test]
+async fn reindex_restores_lost_entries_and_drops_stale_ones() {
+    let f = Fixture::new().await;
+    let holder = f.granted_user().await;
+    let (_relay, task) = f.start("shard-a");
+    eventually("delivered", || async {
+        f.shards(&holder).await == set(&["shard-a"])
+    })
+    .await;
+    task.abort();
+
+    // The index loses the holder's entry, and gains a stale one naming this
+    // shard for a user with no assignment here (plus another shard, kept).
+    let index = f.index.inner.as_ref();
+    index.delete(&membership::key(&holder), None).await.unwrap();
+    let stale = UserId::generate();
+    index
+        .put(
+            &membership::key(&stale),
+            membership::encode(&set(&["shard-a", "shard-b"])).into(),
+        )
+        .await
+        .unwrap();
+
+    let queued = reindex(f.store.as_ref(), index, &ShardId::new("shard-a"))
+        .await
+        .unwrap();
+    assert_eq!(queued, 2, "the holder and the stale user");
+    let (_relay, task) = f.start("shard-a");
+    eventually("the holder's entry restored", || async {
+        f.shards(&holder).await == set(&["shard-a"])
+    })
+    .await;
+    eventually("the stale entry cleaned, the other shard kept", || async {
+        f.shards(&stale).await == set(&["shard-b"])
+    })
+    .await;
+    task.abort();
+}

@@ -15,6 +15,7 @@ pub(super) async fn run(s: &dyn Store) {
     removal_takes_only_the_version_read(s).await;
     cascades_record_every_user(s).await;
     pending_is_ordered_and_limited(s).await;
+    requeue_covers_holders_and_the_named(s).await;
 }
 
 /// Every pending entry (the suite may run on a store that has some).
@@ -234,4 +235,36 @@ pub async fn still_pending(s: &dyn Store, written: &OutboxEntry) {
         1
     );
     assert_eq!(entry_of(s, &written.user_id).await, None);
+}
+
+/// Rebuilding the index: every holder is queued (with `holds`), and so is
+/// each named user, holder or not; a later removal of the old entry's
+/// version leaves the requeued one.
+async fn requeue_covers_holders_and_the_named(s: &dyn Store) {
+    let d = new_domain(s).await;
+    let p = new_project(s, &d.id).await;
+    let holder = new_user(s, &d.id).await;
+    let gone = UserId::generate();
+    let r = new_role(s, None).await;
+    assert!(s
+        .grant(&on_project(&holder.id, &p.id, &r.id))
+        .await
+        .unwrap());
+    let before = entry_of(s, &holder.id).await.expect("the grant's entry");
+    // Delivered: nothing pending for either.
+    assert_eq!(s.outbox_remove(&[before.clone()]).await.unwrap(), 1);
+    assert_eq!(entry_of(s, &holder.id).await, None);
+
+    let queued = s.outbox_requeue(std::slice::from_ref(&gone)).await.unwrap();
+    assert!(queued >= 2, "holder and named user queued, got {queued}");
+    let h = entry_of(s, &holder.id).await.expect("the holder is queued");
+    assert!(h.holds_assignments && h.version > before.version, "{h:?}");
+    let g = entry_of(s, &gone).await.expect("the named user is queued");
+    assert!(!g.holds_assignments, "{g:?}");
+    assert_eq!(
+        s.outbox_remove(&[before]).await.unwrap(),
+        0,
+        "stale version"
+    );
+    assert_eq!(s.outbox_remove(&[h, g]).await.unwrap(), 2);
 }

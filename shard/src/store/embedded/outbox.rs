@@ -66,6 +66,20 @@ impl State {
             .collect()
     }
 
+    /// Queues every user holding an assignment, and `others`.
+    pub fn outbox_requeue(&mut self, others: &[UserId]) -> StoreResult<Outcome<u64>> {
+        let mut users: BTreeSet<UserId> =
+            self.assignments.iter().map(|a| a.user_id.clone()).collect();
+        users.extend(others.iter().cloned());
+        for user in &users {
+            self.note_membership(user);
+        }
+        Ok(Outcome {
+            value: users.len() as u64,
+            changed: !users.is_empty(),
+        })
+    }
+
     /// Removes each entry still at its version.
     pub fn outbox_remove(&mut self, done: &[OutboxEntry]) -> StoreResult<Outcome<u64>> {
         let mut removed = 0;

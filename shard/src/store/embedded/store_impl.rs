@@ -260,4 +260,8 @@ impl Store for EmbeddedStore {
         let done = done.to_vec();
         self.write(move |s| s.outbox_remove(&done)).await
     }
+    async fn outbox_requeue(&self, others: &[UserId]) -> StoreResult<u64> {
+        let others = others.to_vec();
+        self.write(move |s| s.outbox_requeue(&others)).await
+    }
 }

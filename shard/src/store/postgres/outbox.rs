@@ -54,3 +54,20 @@ pub(super) async fn remove(db: &PgStore, done: &[OutboxEntry]) -> StoreResult<u6
     .await?;
     Ok(n)
 }
+
+pub(super) async fn requeue(db: &PgStore, others: &[UserId]) -> StoreResult<u64> {
+    let others: Vec<&str> = others.iter().map(UserId::as_str).collect();
+    let c = db.client().await?;
+    // In user-id order, as the triggers lock rows, so requeueing cannot
+    // deadlock with a concurrent grant.
+    execute(
+        &c,
+        "INSERT INTO membership_outbox (user_id) \
+         SELECT u FROM (SELECT user_id AS u FROM assignments \
+                        UNION SELECT unnest($1::text[])) AS s ORDER BY u \
+         ON CONFLICT (user_id) DO UPDATE SET version = EXCLUDED.version",
+        &[&others],
+        Op::Write,
+    )
+    .await
+}

@@ -178,4 +178,7 @@ impl Store for PgStore {
     async fn outbox_remove(&self, done: &[OutboxEntry]) -> StoreResult<u64> {
         outbox::remove(self, done).await
     }
+    async fn outbox_requeue(&self, others: &[UserId]) -> StoreResult<u64> {
+        outbox::requeue(self, others).await
+    }
 }
