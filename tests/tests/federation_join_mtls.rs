@@ -8,7 +8,11 @@
 //!   generated (written 0600 where `[internal_tls]` points);
 //! - the new shard serves its mTLS listener, turns itself active, and the
 //!   gateway reaches it over mTLS: projects placed on it are served;
-//! - the join listener serves the join route only, and its token is spent.
+//! - the join listener serves the join route only, and its token is spent;
+//! - shards join one at a time: a second joiner is refused (409) while the
+//!   first holds the join lease, and joins with the same token once the
+//!   first is active; a lease left by a crashed joiner delays activation
+//!   only until it expires.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -16,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use keyfed_directory::Bucket;
 use keyfed_federation::lifecycle::credentials;
+use keyfed_federation::lifecycle::lease::{JoinLease, JOIN_LEASE_KEY};
 use keyfed_pki::join_token::Purpose;
 use keyfed_pki::MemberKind;
 use keyfed_shard::config::MtlsFiles;
@@ -105,6 +110,25 @@ async fn a_shard_joins_an_mtls_federation_and_is_served_over_mtls() -> anyhow::R
     let spent = enrol(&again, &fed.join_url, &token).await.unwrap_err();
     assert!(spent.to_string().contains("401"), "{spent}");
 
+    // Shards join one at a time: while shard-3 is joining, shard-4 is
+    // refused with its token unspent.
+    let token4 = credentials::issue(dir, Purpose::Join, now(), 600).await?;
+    let busy = enrol(&again, &fed.join_url, &token4).await.unwrap_err();
+    let busy = busy.to_string();
+    assert!(
+        busy.contains("409") && busy.contains("one at a time"),
+        "{busy}"
+    );
+    // A joiner that crashed holding the lease delays shard-3's activation
+    // until its lease expires, then shard-3 takes it over.
+    let ghost = JoinLease {
+        holder: "ghost".into(),
+        expires_at: now() + 3,
+    };
+    dir.kv(Bucket::Credentials)
+        .put(JOIN_LEASE_KEY, serde_json::to_vec(&ghost)?.into())
+        .await?;
+
     // The join listener serves the join route and nothing else.
     let anonymous = client(&federation_ca.ca_file(), None)?;
     let other = anonymous
@@ -125,7 +149,8 @@ async fn a_shard_joins_an_mtls_federation_and_is_served_over_mtls() -> anyhow::R
             let _ = stopped.wait_for(|s| *s).await;
         },
     ));
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(60);
     loop {
         let entry = dir.kv(Bucket::Members).get("shard-3").await?;
         let member: Option<Member> = entry
@@ -145,6 +170,14 @@ async fn a_shard_joins_an_mtls_federation_and_is_served_over_mtls() -> anyhow::R
             .value,
     )?;
     assert_eq!(shard3.url, format!("https://{addr}"));
+    assert!(
+        Instant::now() >= started + Duration::from_secs(2),
+        "shard-3 activated while another joiner's lease was live"
+    );
+    // Active: its lease is released, and shard-4 joins with its token.
+    let lease = dir.kv(Bucket::Credentials).get(JOIN_LEASE_KEY).await?;
+    assert!(lease.is_none(), "the join lease outlived the activation");
+    enrol(&again, &fed.join_url, &token4).await?;
 
     // Projects through the gateway until one is placed on shard-3; each
     // of them is served (gateway → shard-3 over mTLS).

@@ -2,7 +2,8 @@
 //! the CA key) on the shard's request: the CSR is checked and a signing
 //! certificate issued (and, when the shard sent a second CSR for its TLS
 //! key, its internal TLS certificate for the host of its advertise URL),
-//! the join token consumed (single use), and the
+//! the join lease taken ([`super::lease`]: one join at a time, held until
+//! the shard is active), the join token consumed (single use), and the
 //! member recorded as `joining` with its certificate — created only if no
 //! member has that id. Watchers of the members bucket (every gateway and
 //! shard) learn of it from there: that is the announcement.
@@ -16,7 +17,11 @@ use keyfed_shared::ids::ShardId;
 use keyfed_shared::ring::MAX_WEIGHT;
 use serde::{Deserialize, Serialize};
 
-use super::{credentials, LifecycleError};
+use super::{credentials, lease, LifecycleError};
+
+/// How long a join lease lasts unless renewed: the joiner renews it on
+/// each activation pass and releases it once active.
+pub const JOIN_LEASE_SECS: i64 = 300;
 
 /// What a joining shard sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +77,43 @@ fn check(req: &JoinRequest) -> Result<(), LifecycleError> {
     Ok(())
 }
 
+/// Spends the join token and creates the `joining` member record (only if
+/// no member has that id); returns the kid.
+async fn record(
+    dir: &dyn Directory,
+    req: &JoinRequest,
+    now: i64,
+    der: &[u8],
+    key: &ed25519_dalek::VerifyingKey,
+) -> Result<String, LifecycleError> {
+    credentials::consume_join_token(dir, &req.join_token, now).await?;
+    let kid = format!("{}.1", req.shard_id);
+    let member = Member {
+        id: ShardId::new(&req.shard_id),
+        url: req.advertise_url.trim_end_matches('/').to_owned(),
+        weight: req.weight,
+        status: MemberStatus::Joining,
+        kid: kid.clone(),
+        public_key: Member::encode_key(key),
+        certificates: vec![MemberCert::new(&kid, der)],
+        trusted_until: None,
+    };
+    let record = serde_json::to_vec(&member)
+        .map_err(|e| LifecycleError::Invalid(format!("encoding member record: {e}")))?;
+    let members = dir.kv(Bucket::Members);
+    match members.create(&req.shard_id, Bytes::from(record)).await {
+        Ok(_) => {}
+        Err(DirectoryError::AlreadyExists) => {
+            return Err(LifecycleError::Conflict(format!(
+                "a member named {:?} already exists",
+                req.shard_id
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(kid)
+}
+
 /// Admits the shard of `req` at `now`, its certificate valid for
 /// `validity_secs`; see the module doc.
 pub async fn admit(
@@ -106,30 +148,16 @@ pub async fn admit(
         }
         None => None,
     };
-    credentials::consume_join_token(dir, &req.join_token, now).await?;
-    let kid = format!("{}.1", req.shard_id);
-    let member = Member {
-        id: ShardId::new(&req.shard_id),
-        url: req.advertise_url.trim_end_matches('/').to_owned(),
-        weight: req.weight,
-        status: MemberStatus::Joining,
-        kid: kid.clone(),
-        public_key: Member::encode_key(&signer.key),
-        certificates: vec![MemberCert::new(&kid, &der)],
-        trusted_until: None,
-    };
-    let record = serde_json::to_vec(&member)
-        .map_err(|e| LifecycleError::Invalid(format!("encoding member record: {e}")))?;
-    match members.create(&req.shard_id, Bytes::from(record)).await {
-        Ok(_) => {}
-        Err(DirectoryError::AlreadyExists) => {
-            return Err(LifecycleError::Conflict(format!(
-                "a member named {:?} already exists",
-                req.shard_id
-            )))
-        }
-        Err(e) => return Err(e.into()),
+    // One join at a time: the lease is this shard's until it is active
+    // (refused, the token unspent, while another shard is joining). The
+    // token is checked first: without one, nothing about joins is told.
+    credentials::check_join_token(dir, &req.join_token, now).await?;
+    lease::acquire(dir, &req.shard_id, now, JOIN_LEASE_SECS).await?;
+    let admitted = record(dir, req, now, &der, &signer.key).await;
+    if admitted.is_err() {
+        let _ = lease::release(dir, &req.shard_id).await;
     }
+    let kid = admitted?;
     tracing::info!(
         shard = %req.shard_id,
         serial = %signer.serial,

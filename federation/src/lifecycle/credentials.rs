@@ -70,6 +70,16 @@ async fn verify(
     Ok((key, entry.revision))
 }
 
+/// Verifies a join token without consuming it (so that a request without
+/// a valid token learns nothing more, e.g. who holds the join lease).
+pub async fn check_join_token(
+    dir: &dyn Directory,
+    token: &str,
+    now: i64,
+) -> Result<(), LifecycleError> {
+    verify(dir, token, Purpose::Join, now).await.map(|_| ())
+}
+
 /// Verifies and consumes a join token: it can never be used again.
 pub async fn consume_join_token(
     dir: &dyn Directory,

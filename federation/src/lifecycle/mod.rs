@@ -1,12 +1,14 @@
 //! Federation lifecycle operations on the directory: short-lived hashed
-//! credentials ([`credentials`]: join tokens, admin call tokens) and the
+//! credentials ([`credentials`]: join tokens, admin call tokens), the
 //! admission of a joining shard ([`admit`]: token, certificate, `joining`
-//! member record), and the online renewal of a member's signing
-//! certificate ([`renew`]: proof of possession of its current key). Used
-//! by the administration CLI and by issuer members.
+//! member record), the join lease that makes shards join one at a time
+//! ([`lease`]), and the online renewal of a member's signing certificate
+//! ([`renew`]: proof of possession of its current key). Used by the
+//! administration CLI and by issuer members.
 
 pub mod admit;
 pub mod credentials;
+pub mod lease;
 pub mod renew;
 #[cfg(test)]
 mod renew_tests;
@@ -33,6 +35,15 @@ pub enum LifecycleError {
     /// The directory failed.
     #[error("directory: {0}")]
     Directory(#[from] DirectoryError),
+}
+
+impl From<lease::LeaseError> for LifecycleError {
+    fn from(e: lease::LeaseError) -> Self {
+        match e {
+            lease::LeaseError::Held { .. } => LifecycleError::Conflict(e.to_string()),
+            lease::LeaseError::Directory(e) => LifecycleError::Directory(e),
+        }
+    }
 }
 
 impl From<PkiError> for LifecycleError {

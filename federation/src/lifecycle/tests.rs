@@ -11,6 +11,7 @@ use keyfed_shared::ids::ShardId;
 
 use super::admit::{admit, JoinRequest};
 use super::credentials::{check_admin_token, consume_join_token, issue, revoke};
+use super::lease;
 use super::LifecycleError;
 use crate::testutil::{assert_eventually, embedded, signing_key};
 use crate::view::{FederationView, Trust};
@@ -130,6 +131,13 @@ async fn an_admitted_shard_is_recorded_joining_and_trusted_by_ca_views() {
     let fresh = issue(dir.as_ref(), Purpose::Join, now, 600).await.unwrap();
     let dup = admit(dir.as_ref(), &ca, &request("s3", &fresh), now, 86_400).await;
     assert!(matches!(dup, Err(LifecycleError::Conflict(_))), "{dup:?}");
+    // s3 holds the join lease until it is active: s5 waits, token unspent.
+    let busy = admit(dir.as_ref(), &ca, &request("s5", &fresh), now, 86_400).await;
+    assert!(
+        matches!(&busy, Err(LifecycleError::Conflict(m)) if m.contains("\"s3\" is joining")),
+        "{busy:?}"
+    );
+    assert!(lease::release(dir.as_ref(), "s3").await.unwrap());
     // A CSR for another shard is refused and does not spend the token.
     let mut wrong = request("s5", &fresh);
     wrong.csr = signing_request("s6", &signing_key("s5")).unwrap();
@@ -155,6 +163,7 @@ async fn an_admitted_shard_is_recorded_joining_and_trusted_by_ca_views() {
     let grant = admit(dir.as_ref(), &ca, &with_tls, now, 86_400)
         .await
         .unwrap();
+    assert!(lease::release(dir.as_ref(), "s5").await.unwrap());
     let tls = pem_to_der(&grant.tls_certificate.unwrap()).unwrap();
     let key = ca
         .cert()
@@ -185,4 +194,92 @@ async fn grant_has_no_tls_without_csr(
         .await
         .unwrap();
     grant.tls_certificate.is_none()
+}
+
+#[tokio::test]
+async fn of_concurrent_lease_takers_one_wins_and_an_expired_lease_is_taken_over() {
+    let (_tmp, dir) = embedded();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let dir = dir.clone();
+            tokio::spawn(async move {
+                lease::acquire(dir.as_ref(), &format!("j{i}"), NOW, 60)
+                    .await
+                    .map(|()| i)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(i) => winners.push(i),
+            Err(lease::LeaseError::Held { holder, expires_at }) => {
+                assert!(holder.starts_with('j'), "{holder}");
+                assert_eq!(expires_at, NOW + 60);
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let holder = format!("j{}", winners[0]);
+    let other = if winners[0] == 0 { "j1" } else { "j0" };
+    // The holder renews; another cannot take it before it expires, nor
+    // release it.
+    lease::acquire(dir.as_ref(), &holder, NOW + 30, 60)
+        .await
+        .unwrap();
+    assert!(lease::acquire(dir.as_ref(), other, NOW + 89, 60)
+        .await
+        .is_err());
+    assert!(!lease::release(dir.as_ref(), other).await.unwrap());
+    // Expired (a crashed joiner): taken over; the old holder cannot
+    // release the new one's lease.
+    lease::acquire(dir.as_ref(), other, NOW + 90, 60)
+        .await
+        .unwrap();
+    assert!(!lease::release(dir.as_ref(), &holder).await.unwrap());
+    assert!(lease::acquire(dir.as_ref(), &holder, NOW + 91, 60)
+        .await
+        .is_err());
+    assert!(lease::release(dir.as_ref(), other).await.unwrap());
+    lease::acquire(dir.as_ref(), &holder, NOW + 92, 60)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn of_two_concurrent_admissions_one_waits_with_its_token_unspent() {
+    let (_tmp, dir) = embedded();
+    let now = keyfed_shared::time::now_micros() / 1_000_000;
+    let ca = Arc::new(FederationCa::generate("keyfed federation CA", now, 86_400).unwrap());
+    let mut tasks = Vec::new();
+    for id in ["a1", "a2"] {
+        let token = issue(dir.as_ref(), Purpose::Join, now, 600).await.unwrap();
+        let (dir, ca) = (dir.clone(), ca.clone());
+        tasks.push(tokio::spawn(async move {
+            let outcome = admit(dir.as_ref(), &ca, &request(id, &token), now, 86_400).await;
+            (id, token, outcome)
+        }));
+    }
+    let mut admitted = Vec::new();
+    let mut waiting = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            (id, _, Ok(_)) => admitted.push(id),
+            (id, token, Err(LifecycleError::Conflict(m))) => {
+                assert!(m.contains("one at a time"), "{m}");
+                waiting.push((id, token));
+            }
+            (id, _, Err(e)) => panic!("{id}: {e}"),
+        }
+    }
+    assert_eq!((admitted.len(), waiting.len()), (1, 1));
+    let (id, token) = waiting.pop().unwrap();
+    assert!(dir.kv(Bucket::Members).get(id).await.unwrap().is_none());
+    // Once the first is active (its lease released), the second is
+    // admitted with the same token.
+    assert!(lease::release(dir.as_ref(), admitted[0]).await.unwrap());
+    admit(dir.as_ref(), &ca, &request(id, &token), now, 86_400)
+        .await
+        .unwrap();
 }

@@ -13,15 +13,21 @@
 //! 3. wait until this shard answers `/readyz` at its advertised URL, then
 //!    set its record `active` by compare-and-swap.
 //!
+//! Each pass first renews the join lease (`keyfed_federation::lifecycle::
+//! lease`, taken when the issuer admitted this shard), and the lease is
+//! released once the shard is active: shards join one at a time. A pass
+//! that finds the lease held by another joiner (this one's expired and was
+//! taken over) waits for it like any other failure.
+//!
 //! Any failure keeps the shard `joining` and the whole pass is retried with
-//! back-off; pins are idempotent, so a retry is harmless. Concurrent joins
-//! are not coordinated: admit one shard at a time.
+//! back-off; pins are idempotent, so a retry is harmless.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use keyfed_directory::{Bucket, Directory};
-use keyfed_federation::lifecycle::credentials;
+use keyfed_federation::lifecycle::admit::JOIN_LEASE_SECS;
+use keyfed_federation::lifecycle::{credentials, lease};
 use keyfed_federation::FederationView;
 use keyfed_pki::join_token::Purpose;
 use keyfed_shared::federation::{Member, MemberStatus};
@@ -105,6 +111,14 @@ impl Activation {
             .iter()
             .find(|m| m.id == self.me)
             .ok_or("this shard's record is not in the view yet")?;
+        lease::acquire(
+            self.directory.as_ref(),
+            self.me.as_str(),
+            now(),
+            JOIN_LEASE_SECS,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let mut weights: Vec<(ShardId, u32)> = members
             .iter()
             .filter(|m| m.status == MemberStatus::Active)
@@ -133,6 +147,11 @@ impl Activation {
         )
         .await
         .map_err(|e| e.to_string())?;
+        match lease::release(self.directory.as_ref(), self.me.as_str()).await {
+            Ok(_) => {}
+            // It expires on its own.
+            Err(e) => tracing::warn!(error = %e, "releasing the join lease failed"),
+        }
         Ok(pinned)
     }
 
