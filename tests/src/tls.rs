@@ -235,3 +235,66 @@ pub async fn start(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Joins `shard-<i>` to `fed` through shard-1's join listener with only
+/// the CA certificate and a fresh join token (its TLS certificate comes
+/// with the join), serves it until `fed` stops, and waits until it is
+/// active; returns its record.
+pub async fn join_shard(
+    root: &Path,
+    fed: &Federation,
+    federation_ca: &Pki,
+    i: usize,
+) -> anyhow::Result<keyfed_shared::federation::Member> {
+    use keyfed_directory::Bucket;
+    use keyfed_shared::federation::{Member, MemberStatus};
+    let (listener, addr) = bind().await?;
+    let mut c = shard_config(
+        root,
+        i,
+        addr,
+        &fed.gateway,
+        &fed.directory_config,
+        federation_ca,
+    )?;
+    let id = c.shard.id.clone();
+    let tls_dir = root.join(format!("{id}-tls"));
+    c.internal_tls = Some(MtlsFiles {
+        ca: federation_ca.ca_file(),
+        cert: tls_dir.join("tls.pem"),
+        key: tls_dir.join("tls-key.pem"),
+    });
+    c.trust.ca_key = None;
+    c.bootstrap = None;
+    c.validate()?;
+    let dir = fed.directory.as_ref();
+    let token = keyfed_federation::lifecycle::credentials::issue(
+        dir,
+        keyfed_pki::join_token::Purpose::Join,
+        now(),
+        600,
+    )
+    .await?;
+    keyfed_shard::federation::enrol::enrol(&c, &fed.join_url, &token).await?;
+    let state = keyfed_shard::server::build_with_directory(c, Some(fed.directory.clone())).await?;
+    let mut stopped = fed.stop.subscribe();
+    tokio::spawn(keyfed_shard::server::serve_state(
+        state,
+        listener,
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        },
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let entry = dir.kv(Bucket::Members).get(&id).await?;
+        let member: Option<Member> = entry
+            .map(|e| serde_json::from_slice(&e.value))
+            .transpose()?;
+        match member {
+            Some(m) if m.status == MemberStatus::Active => return Ok(m),
+            _ if Instant::now() > deadline => bail!("{id} never turned active"),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}

@@ -18,6 +18,14 @@
 //!   only once its view has that member joining (retiring), after the
 //!   placement barrier (see [`crate::federation::joining`]), so no creation
 //!   that began before is missed.
+//! - `POST /internal/v1/close` — body `{"seconds": n}` (1–600; 0 reopens),
+//!   admin call token: this shard refuses new projects and users (503)
+//!   for `n` seconds, waits for the creations in flight (placement
+//!   barrier), and answers the listing above — after which nothing can be
+//!   added to it until it reopens. `keyfed shard retire` closes a member
+//!   before its emptiness check and keeps it closed until it is out of the
+//!   ring, so no tenant is created on it meanwhile (see
+//!   [`crate::federation::admin`]).
 
 use std::collections::HashMap;
 
@@ -55,6 +63,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/internal/v1/join", post(join))
         .route("/internal/v1/tenants", get(tenants))
+        .route("/internal/v1/close", post(close))
 }
 
 fn now() -> i64 {
@@ -106,13 +115,7 @@ async fn tenants(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response> {
     let f = federated(&state)?;
-    let token = headers
-        .get(ADMIN_TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(ApiError::unauthorized)?;
-    credentials::check_admin_token(f.directory.as_ref(), token, now())
-        .await
-        .map_err(refusal)?;
+    check_admin(f, &headers).await?;
     for (param, status) in [
         ("joining", MemberStatus::Joining),
         ("retiring", MemberStatus::Retiring),
@@ -132,6 +135,53 @@ async fn tenants(
         }
         f.gate.barrier().await;
     }
+    listing(&state, f).await
+}
+
+/// The admin call token of `headers`, checked.
+async fn check_admin(f: &Federated, headers: &HeaderMap) -> Result<()> {
+    let token = headers
+        .get(ADMIN_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(ApiError::unauthorized)?;
+    credentials::check_admin_token(f.directory.as_ref(), token, now())
+        .await
+        .map_err(refusal)?;
+    Ok(())
+}
+
+/// Longest a member stays closed for one call.
+const MAX_CLOSE_SECS: i64 = 600;
+
+async fn close(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
+    let f = federated(&state)?;
+    check_admin(f, &headers).await?;
+    let seconds = body["seconds"]
+        .as_i64()
+        .filter(|s| (0..=MAX_CLOSE_SECS).contains(s))
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "Invalid close request: `seconds` must be 0 to {MAX_CLOSE_SECS}."
+            ))
+        })?;
+    if seconds == 0 {
+        f.gate.reopen();
+        tracing::info!("reopened for new tenants");
+    } else {
+        f.gate
+            .close_until(now_micros() / 1_000 + seconds * 1_000)
+            .await;
+        tracing::info!(seconds, "closed for new tenants");
+    }
+    listing(&state, f).await
+}
+
+/// The projects owned and users homed here.
+async fn listing(state: &AppState, f: &Federated) -> Result<Response> {
     let me = ShardId::new(state.config.shard.id.as_str());
     let all = ListFilter::default();
     let projects: Vec<String> = state

@@ -3,14 +3,18 @@
 //! Both list members' tenants with an admin call token they issue in the
 //! credentials bucket and revoke when done.
 //!
-//! Retiring: a member still holding tenants is refused at once, unchanged.
-//! One that looks empty is set `retiring` (the ring drops it: no new
-//! placements; it refuses creations itself), listed again once it sees
-//! itself retiring and after its placement barrier, and then set `retired`
-//! with `trusted_until` = now + the longest time a token it signed stays
-//! valid; if a tenant was created meanwhile it is set back `active` and
-//! refused. Tenant moves (draining a member that holds tenants) are not
-//! built yet.
+//! Retiring: the member is first *closed* (`POST /internal/v1/close`): it
+//! refuses new projects and users for [`CLOSE_SECS`] and answers its
+//! tenants once no creation is in flight, so the emptiness check cannot be
+//! overtaken by a creation while the member is still in the ring. One
+//! holding tenants is reopened and refused, left `active`. An empty one is
+//! set `retiring` (the ring drops it: no new placements; it refuses
+//! creations itself), listed again once it sees itself retiring and after
+//! its placement barrier (a safety net should the close have lapsed), and
+//! then set `retired` with `trusted_until` = now + the longest time a
+//! token it signed stays valid; if a tenant appeared it is set back
+//! `active`, reopened and refused. Tenant moves (draining a member that
+//! holds tenants) are not built yet.
 
 use std::time::Duration;
 
@@ -23,9 +27,15 @@ use keyfed_shared::time::now_micros;
 
 use super::activation::{list, Tenants};
 use super::record::{set_status, StatusError};
+use crate::api::internal::ADMIN_TOKEN_HEADER;
 
 /// How long the admin call token of one operation lives.
 const TOKEN_SECS: i64 = 300;
+
+/// How long a member being retired stays closed to new tenants: enough to
+/// set it `retiring` and for it to see so (after which the ring excludes
+/// it); it reopens by itself if the retirement dies half-way.
+pub const CLOSE_SECS: i64 = 60;
 
 fn now() -> i64 {
     now_micros() / 1_000_000
@@ -102,6 +112,34 @@ pub async fn tenant_counts(
     .await
 }
 
+/// `POST /internal/v1/close` on `m`: closed to new tenants for `seconds`
+/// (0 reopens); its tenants once no creation is in flight.
+pub async fn close(
+    http: &reqwest::Client,
+    m: &Member,
+    token: &str,
+    seconds: i64,
+) -> Result<Tenants, String> {
+    let r = http
+        .post(format!("{}/internal/v1/close", m.url))
+        .header(ADMIN_TOKEN_HEADER, token)
+        .json(&serde_json::json!({ "seconds": seconds }))
+        .send()
+        .await
+        .map_err(|e| format!("{}: {e}", m.id))?;
+    if !r.status().is_success() {
+        return Err(format!("{} answered {}", m.id, r.status()));
+    }
+    r.json().await.map_err(|e| format!("{}: {e}", m.id))
+}
+
+/// Reopens `m` to new tenants (best effort: the close lapses anyway).
+async fn reopen(http: &reqwest::Client, m: &Member, token: &str) {
+    if let Err(e) = close(http, m, token, 0).await {
+        tracing::warn!(shard = %m.id, error = %e, "reopening failed; it reopens when the close lapses");
+    }
+}
+
 /// Lists `m` once it sees itself retiring (retried for up to 10 s).
 async fn list_retiring(http: &reqwest::Client, m: &Member, token: &str) -> Result<Tenants, String> {
     let mut last = String::new();
@@ -138,21 +176,27 @@ pub async fn retire(
             projects: t.projects.len(),
             users: t.users.len(),
         };
-        let before = list(http, &m, &token, None)
+        // Closed first: from here no tenant can be created on it.
+        let before = close(http, &m, &token, CLOSE_SECS)
             .await
             .map_err(|e| RetireError::Unreachable(id.clone(), e))?;
         if !before.projects.is_empty() || !before.users.is_empty() {
+            reopen(http, &m, &token).await;
             return Err(not_empty(&before));
         }
         let active = [MemberStatus::Active, MemberStatus::Retiring];
-        set_status(
+        let flipped = set_status(
             members.as_ref(),
             id.as_str(),
             &active,
             MemberStatus::Retiring,
             None,
         )
-        .await?;
+        .await;
+        if let Err(e) = flipped {
+            reopen(http, &m, &token).await;
+            return Err(e.into());
+        }
         let after = list_retiring(http, &m, &token).await;
         let refusal = match after {
             Ok(t) if t.projects.is_empty() && t.users.is_empty() => None,
@@ -169,6 +213,7 @@ pub async fn retire(
                 None,
             )
             .await?;
+            reopen(http, &m, &token).await;
             return Err(refusal);
         }
         let until = now().saturating_add(keep_secs);

@@ -15,6 +15,7 @@
 //!   for every creation that began before — so any creation the listing
 //!   misses saw the joiner and pinned itself.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -28,8 +29,14 @@ use super::Federated;
 
 /// Creations hold it shared from their placement check to their store
 /// write; a listing for a joiner takes it exclusively, once, as a barrier.
+/// It can also be closed for a while (a member being retired): creations
+/// entering it are then refused.
 #[derive(Debug, Default, Clone)]
-pub struct PlacementGate(Arc<RwLock<()>>);
+pub struct PlacementGate {
+    lock: Arc<RwLock<()>>,
+    /// Unix milliseconds until which creations are refused (0: open).
+    closed_until: Arc<AtomicI64>,
+}
 
 /// Held by a creation until its entity is stored.
 pub type Placement = OwnedRwLockReadGuard<()>;
@@ -37,12 +44,32 @@ pub type Placement = OwnedRwLockReadGuard<()>;
 impl PlacementGate {
     /// Enters a creation.
     pub async fn enter(&self) -> Placement {
-        self.0.clone().read_owned().await
+        self.lock.clone().read_owned().await
     }
 
     /// Waits until every creation that entered before has finished.
     pub async fn barrier(&self) {
-        drop(self.0.write().await);
+        drop(self.lock.write().await);
+    }
+
+    /// Refuses creations until `until_ms` (unix milliseconds), then waits
+    /// for those already past their check: once it returns, no creation
+    /// is in flight and none starts until then (or [`Self::reopen`]).
+    pub async fn close_until(&self, until_ms: i64) {
+        self.closed_until.store(until_ms, Ordering::SeqCst);
+        self.barrier().await;
+    }
+
+    /// Accepts creations again.
+    pub fn reopen(&self) {
+        self.closed_until.store(0, Ordering::SeqCst);
+    }
+
+    /// Whether creations are refused at `now_ms`. Check it after
+    /// [`Self::enter`], so that [`Self::close_until`]'s barrier covers
+    /// every creation that saw the gate open.
+    pub fn is_closed(&self, now_ms: i64) -> bool {
+        now_ms < self.closed_until.load(Ordering::SeqCst)
     }
 }
 
@@ -158,5 +185,28 @@ mod tests {
             .unwrap();
         // Creations enter again afterwards.
         drop(gate.enter().await);
+    }
+
+    #[tokio::test]
+    async fn a_closed_gate_waits_for_creations_in_flight_and_reopens() {
+        let gate = PlacementGate::default();
+        assert!(!gate.is_closed(1_000));
+        let placed = gate.enter().await;
+        let closing = tokio::spawn({
+            let gate = gate.clone();
+            async move { gate.close_until(5_000).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!closing.is_finished(), "closed over a creation in flight");
+        assert!(gate.is_closed(1_000), "closed at once for new creations");
+        drop(placed);
+        tokio::time::timeout(Duration::from_secs(5), closing)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(gate.is_closed(4_999));
+        assert!(!gate.is_closed(5_000), "closed for a bounded time");
+        gate.reopen();
+        assert!(!gate.is_closed(1_000));
     }
 }

@@ -75,6 +75,12 @@ impl Shard {
             return Ok(None);
         };
         let placement = f.gate.enter().await;
+        if f.gate.is_closed(keyfed_shared::time::now_micros() / 1_000) {
+            return Err(ApiError::unavailable(
+                "This member is being retired and takes no new tenants; retry through the gateway.",
+            )
+            .into());
+        }
         match kind {
             "project" => self.check_project_owner(&ProjectId::new(id))?,
             _ => self.check_user_home(&UserId::new(id))?,
