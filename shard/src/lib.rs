@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod federation;
 pub mod global;
+pub mod keyring;
 pub mod keys;
 pub mod metrics;
 pub mod password;

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::federation::mirror::MirrorProgress;
 use crate::federation::Federated;
 use crate::global::GlobalData;
-use crate::keys;
+use crate::keyring::{self, OwnKey};
 use crate::metrics::Metrics;
 use crate::password::Hasher;
 use crate::store::Store;
@@ -14,8 +14,6 @@ use arc_swap::ArcSwap;
 use ed25519_dalek::VerifyingKey;
 use keyfed_shared::revocation::{RevocationEvent, RevocationIndex, RevocationSubject};
 use keyfed_shared::time::now_micros;
-use keyfed_shared::token::Signer;
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 /// Handle passed to handlers.
@@ -28,9 +26,9 @@ pub struct Shard {
     pub public_url: String,
     pub store: Arc<dyn Store>,
     pub hasher: Hasher,
-    pub(crate) signer: Signer,
-    /// Keys this shard accepts, by `kid`.
-    pub(crate) keys: HashMap<String, VerifyingKey>,
+    /// The key new tokens are signed with (replaced by a key rotation,
+    /// see [`crate::federation::rotation`]).
+    pub(crate) own: ArcSwap<OwnKey>,
     global: ArcSwap<GlobalData>,
     revocations: RwLock<RevocationIndex>,
     /// The federation this shard belongs to, when configured.
@@ -41,16 +39,17 @@ pub struct Shard {
     pub http: reqwest::Client,
     /// How far the global-data mirror has got (federated shards).
     pub mirror: MirrorProgress,
-    mirror_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Background tasks over this state (mirror, key rotation).
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Shard {
     fn drop(&mut self) {
-        if let Some(task) = self
-            .mirror_task
+        for task in self
+            .tasks
             .get_mut()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
+            .drain(..)
         {
             task.abort();
         }
@@ -65,10 +64,14 @@ impl Shard {
         store: Arc<dyn Store>,
         directory: Option<Arc<dyn keyfed_directory::Directory>>,
     ) -> Result<AppState> {
-        let key = keys::load_or_create(&config.tokens.signing_key_file)?;
-        let key_for_identity = key.clone();
-        let signer = Signer::new(format!("{}.1", config.shard.id), key);
-        let keys = HashMap::from([(signer.kid().to_owned(), signer.verifying_key())]);
+        let key_base = &config.tokens.signing_key_file;
+        let cert_base = config.trust.certificate_path(key_base);
+        let serial = keyring::current_serial(key_base, &cert_base);
+        let own = OwnKey::new(
+            &config.shard.id,
+            serial,
+            keyring::load_or_create(key_base, serial)?,
+        );
         let hasher = Hasher::new(&config.password)?;
         let global = crate::global::load(store.as_ref()).await?;
         let now_secs = now_micros() / 1_000_000;
@@ -82,8 +85,9 @@ impl Shard {
                     &config.shard.id,
                     crate::federation::identity::Identity::load(
                         &config,
-                        &key_for_identity,
-                        signer.kid(),
+                        &own.key,
+                        own.kid(),
+                        &keyring::serial_path(&cert_base, serial),
                         now_secs,
                     )
                     .map_err(|e| crate::error::Error::Internal(e.to_string()))?,
@@ -100,25 +104,26 @@ impl Shard {
             config,
             store,
             hasher,
-            signer,
-            keys,
+            own: ArcSwap::from_pointee(own),
             global: ArcSwap::from_pointee(global),
             revocations: RwLock::new(RevocationIndex::from_events(events)),
             federation,
             metrics: Metrics::new(),
             http,
             mirror: MirrorProgress::default(),
-            mirror_task: std::sync::Mutex::new(None),
+            tasks: std::sync::Mutex::new(Vec::new()),
         });
         if let Some(f) = &shard.federation {
-            let task = tokio::spawn(crate::federation::mirror::run(
+            let mirror = tokio::spawn(crate::federation::mirror::run(
                 Arc::downgrade(&shard),
                 f.directory.clone(),
             ));
-            *shard
-                .mirror_task
+            let rotation = tokio::spawn(crate::federation::rotation::run(Arc::downgrade(&shard)));
+            shard
+                .tasks
                 .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(task);
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .extend([mirror, rotation]);
         }
         Ok(shard)
     }
@@ -181,13 +186,15 @@ impl Shard {
                 .is_some_and(|f| f.is_revoked(facts))
     }
 
-    /// The verification key for `kid`: this shard's own, or a registered
-    /// member's when federated.
+    /// The verification key for `kid`: this shard's current one, or a
+    /// registered member's (this shard's earlier ones included) when
+    /// federated.
     pub(crate) fn verifying_key(&self, kid: &str) -> Option<VerifyingKey> {
-        self.keys
-            .get(kid)
-            .copied()
-            .or_else(|| self.federation.as_ref().and_then(|f| f.key(kid)))
+        let own = self.own.load();
+        if own.kid() == kid {
+            return Some(own.signer.verifying_key());
+        }
+        self.federation.as_ref().and_then(|f| f.key(kid))
     }
 
     /// Drops expired events from the store and the index.

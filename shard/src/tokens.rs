@@ -11,7 +11,7 @@ use serde_json::Value;
 impl Shard {
     /// Signs the claims.
     pub fn sign(&self, claims: &Claims) -> Result<String> {
-        Ok(self.signer.sign(claims)?)
+        Ok(self.own.load().signer.sign(claims)?)
     }
 
     /// Validates a token: structure, signer, signature, expiry (extended by

@@ -10,6 +10,8 @@
 //!   On an mTLS issuer a joiner without a TLS certificate reaches this
 //!   route on the join listener (`[trust] join_listen`, TLS without client
 //!   certificates, serving this route only).
+//! - `POST /internal/v1/renew` — on an issuer: a member's online
+//!   certificate renewal (see [`super::renew`]).
 //! - `GET /internal/v1/tenants[?joining=<shard>|?retiring=<shard>]` — the
 //!   ids of the projects this shard owns and the users homed here (not
 //!   stubs), for a joining member's pins, `keyfed status` and `keyfed shard
@@ -64,13 +66,14 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/internal/v1/join", post(join))
         .route("/internal/v1/tenants", get(tenants))
         .route("/internal/v1/close", post(close))
+        .route("/internal/v1/renew", post(super::renew::renew))
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     now_micros() / 1_000_000
 }
 
-fn federated(state: &AppState) -> Result<&Federated> {
+pub(super) fn federated(state: &AppState) -> Result<&Federated> {
     state
         .federation
         .as_deref()
@@ -78,7 +81,7 @@ fn federated(state: &AppState) -> Result<&Federated> {
 }
 
 /// A lifecycle error as the client sees it.
-fn refusal(e: LifecycleError) -> ApiError {
+pub(super) fn refusal(e: LifecycleError) -> ApiError {
     match e {
         LifecycleError::Refused => ApiError::unauthorized(),
         LifecycleError::Invalid(m) => ApiError::validation(m),

@@ -13,6 +13,7 @@ mod domains;
 mod health;
 pub mod internal;
 mod projects;
+mod renew;
 mod roles;
 mod unsupported;
 mod users;

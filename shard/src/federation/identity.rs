@@ -37,6 +37,13 @@ pub struct Identity {
     /// The client for internal calls to other members (see
     /// [`super::internal_client`]).
     pub internal_http: reqwest::Client,
+    /// The federation CA certificate (none with registry trust: no
+    /// certificates, no rotation).
+    pub ca: Option<Arc<CaCert>>,
+    /// How long a key replaced by a rotation stays in the member record:
+    /// the token lifetime plus the allow-expired window, plus 15 s for
+    /// the switch to the new key.
+    pub retention_secs: i64,
 }
 
 impl std::fmt::Debug for Identity {
@@ -48,21 +55,32 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// Margin between writing a rotated key's record and signing with it, in
+/// seconds, counted in the old key's retention.
+const SWITCH_MARGIN_SECS: u64 = 15;
+
 fn fail(what: impl std::fmt::Display) -> ShardError {
     ShardError::Federation(what.to_string())
 }
 
 impl Identity {
     /// Settles the identity of the shard of `config`, whose signing key is
-    /// `key` (its `kid` `kid`), at `now` (unix seconds).
+    /// `key` (its `kid` `kid`, its certificate at `cert_path`), at `now`
+    /// (unix seconds).
     pub fn load(
         config: &ShardConfig,
         key: &SigningKey,
         kid: &str,
+        cert_path: &Path,
         now: i64,
     ) -> Result<Self, ShardError> {
         let t = &config.trust;
         let validity_secs = i64::from(t.certificate_validity_days) * 86_400;
+        let retention_secs = (config.tokens.expiration_secs
+            + config.tokens.allow_expired_window_secs
+            + SWITCH_MARGIN_SECS)
+            .try_into()
+            .unwrap_or(i64::MAX);
         let internal_http =
             super::internal_client::internal_client(config, std::time::Duration::from_secs(30))?;
         let Some(ca_path) = &t.ca_cert else {
@@ -78,10 +96,11 @@ impl Identity {
                 issuer: None,
                 validity_secs,
                 internal_http,
+                ca: None,
+                retention_secs,
             });
         };
         let shard = config.shard.id.as_str();
-        let cert_path = t.certificate_path(&config.tokens.signing_key_file);
         let issuer = match &t.ca_key {
             Some(ca_key) => Some(Arc::new(
                 FederationCa::load_files(ca_path, ca_key)
@@ -104,7 +123,7 @@ impl Identity {
         } else {
             0
         };
-        let current = own_certificate(&ca, &cert_path, shard, key, now, renew_within);
+        let current = own_certificate(&ca, cert_path, shard, key, now, renew_within);
         let der = match (current, &issuer) {
             (Ok(der), _) => der,
             (Err(why), Some(ca)) => {
@@ -113,7 +132,7 @@ impl Identity {
                 let (der, _) = ca
                     .issue_verified(&csr, shard, now, validity_secs)
                     .map_err(fail)?;
-                keyfed_pki::files::replace_private(&cert_path, der_to_pem(&der).as_bytes())
+                keyfed_pki::files::replace_private(cert_path, der_to_pem(&der).as_bytes())
                     .map_err(fail)?;
                 der
             }
@@ -125,14 +144,17 @@ impl Identity {
                 )))
             }
         };
+        let ca = Arc::new(ca);
         Ok(Self {
             kid: kid.to_owned(),
             public_key: key.verifying_key(),
-            trust: Trust::Ca(Arc::new(ca)),
+            trust: Trust::Ca(ca.clone()),
             certificates: vec![MemberCert::new(kid, &der)],
             issuer,
             validity_secs,
             internal_http,
+            ca: Some(ca),
+            retention_secs,
         })
     }
 }
@@ -188,13 +210,24 @@ mod tests {
         c
     }
 
+    fn crt(dir: &Path) -> std::path::PathBuf {
+        dir.join("key.crt")
+    }
+
     #[test]
     fn an_issuer_certifies_itself_once_and_others_need_a_certificate() {
         let tmp = tempfile::tempdir().unwrap();
         let now = 1_900_000_000;
         let ca = FederationCa::init(&tmp.path().join("ca"), "t", now, 86_400 * 3650).unwrap();
         let key = SigningKey::from_bytes(&[7; 32]);
-        let issuer = Identity::load(&config(tmp.path(), true), &key, "s1.1", now).unwrap();
+        let issuer = Identity::load(
+            &config(tmp.path(), true),
+            &key,
+            "s1.1",
+            &crt(tmp.path()),
+            now,
+        )
+        .unwrap();
         assert!(issuer.issuer.is_some());
         let der = issuer.certificates[0].der_bytes().unwrap();
         assert_eq!(
@@ -202,20 +235,55 @@ mod tests {
             key.verifying_key()
         );
         // Reloaded as is while valid, by an issuer or not.
-        let again = Identity::load(&config(tmp.path(), false), &key, "s1.1", now + 60).unwrap();
+        let again = Identity::load(
+            &config(tmp.path(), false),
+            &key,
+            "s1.1",
+            &crt(tmp.path()),
+            now + 60,
+        )
+        .unwrap();
         assert_eq!(again.certificates, issuer.certificates);
         assert!(again.issuer.is_none());
         // Another key: refused without the CA key, re-issued with it.
         let other = SigningKey::from_bytes(&[8; 32]);
-        let err = Identity::load(&config(tmp.path(), false), &other, "s1.1", now).unwrap_err();
+        let err = Identity::load(
+            &config(tmp.path(), false),
+            &other,
+            "s1.1",
+            &crt(tmp.path()),
+            now,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("--join"), "{err}");
-        let renewed = Identity::load(&config(tmp.path(), true), &other, "s1.1", now).unwrap();
+        let renewed = Identity::load(
+            &config(tmp.path(), true),
+            &other,
+            "s1.1",
+            &crt(tmp.path()),
+            now,
+        )
+        .unwrap();
         assert_ne!(renewed.certificates, issuer.certificates);
         // Late in its validity a non-issuer keeps it, an issuer renews.
         let late = now + 300 * 86_400;
-        let kept = Identity::load(&config(tmp.path(), false), &other, "s1.1", late).unwrap();
+        let kept = Identity::load(
+            &config(tmp.path(), false),
+            &other,
+            "s1.1",
+            &crt(tmp.path()),
+            late,
+        )
+        .unwrap();
         assert_eq!(kept.certificates, renewed.certificates);
-        let later = Identity::load(&config(tmp.path(), true), &other, "s1.1", late).unwrap();
+        let later = Identity::load(
+            &config(tmp.path(), true),
+            &other,
+            "s1.1",
+            &crt(tmp.path()),
+            late,
+        )
+        .unwrap();
         assert_ne!(later.certificates, renewed.certificates);
     }
 }

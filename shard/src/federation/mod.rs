@@ -24,6 +24,7 @@ pub mod mirror;
 mod placement;
 pub mod record;
 pub mod relay;
+pub mod rotation;
 mod writes;
 
 use crate::config::FederationConfig;
@@ -33,7 +34,7 @@ use ed25519_dalek::VerifyingKey;
 use identity::Identity;
 use keyfed_directory::{Bucket, Directory, EmbeddedDirectory, Kv, NatsDirectory};
 use keyfed_federation::{FederationView, Revocations};
-use keyfed_pki::FederationCa;
+use keyfed_pki::{CaCert, FederationCa};
 use keyfed_shared::federation::{Member, MemberStatus};
 use keyfed_shared::ids::{ShardId, UserId};
 use keyfed_shared::revocation::{RevocationEvent, TokenFacts};
@@ -66,6 +67,12 @@ pub struct Federated {
     pub issuer: Option<Arc<FederationCa>>,
     /// Validity of the certificates this shard issues, seconds.
     pub certificate_validity_secs: i64,
+    /// The federation CA certificate (none with registry trust).
+    pub ca: Option<Arc<CaCert>>,
+    /// How long a key replaced by a rotation stays trusted, seconds.
+    pub retention_secs: i64,
+    /// The client for internal calls to other members.
+    pub internal_http: reqwest::Client,
     /// Creations against listings for a joining member (see [`joining`]).
     pub gate: joining::PlacementGate,
     /// The status this shard's record had when registered (`None` until
@@ -140,6 +147,7 @@ impl Federated {
             trusted_until: None,
         };
         let members = directory.kv(Bucket::Members);
+        let keep = identity.retention_secs;
         let (registered_tx, registered) = tokio::sync::watch::channel(None);
         let register = tokio::spawn(async move {
             retry("registering the member record", || {
@@ -147,7 +155,8 @@ impl Federated {
                 let member = member.clone();
                 let registered_tx = registered_tx.clone();
                 async move {
-                    let status = record::register(members.as_ref(), &member).await?;
+                    let now = keyfed_shared::time::now_micros() / 1_000_000;
+                    let status = record::register(members.as_ref(), &member, now, keep).await?;
                     let _ = registered_tx.send(Some(status));
                     Ok(())
                 }
@@ -182,7 +191,7 @@ impl Federated {
                 me: ShardId::new(shard_id),
                 url: config.advertise_url.trim_end_matches('/').to_owned(),
                 registered: registered.clone(),
-                http: identity.internal_http,
+                http: identity.internal_http.clone(),
             }
             .run(),
         );
@@ -200,6 +209,9 @@ impl Federated {
             relay,
             issuer: identity.issuer,
             certificate_validity_secs: identity.validity_secs,
+            ca: identity.ca,
+            retention_secs: identity.retention_secs,
+            internal_http: identity.internal_http,
             registered,
             gate: joining::PlacementGate::default(),
             memberships,

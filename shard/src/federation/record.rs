@@ -6,10 +6,15 @@
 //! record is `active` (a founding member); an existing one keeps its
 //! status — a member admitted through the join flow stays `joining` until
 //! [`crate::federation::activation`] turns it `active`.
+//!
+//! Key rotation ([`crate::federation::rotation`]) adds the new key's
+//! certificate and makes it the record's `kid`; the certificates it
+//! replaces stay, each with `retire_at` (its last token's expiry), and
+//! every write of the record drops the entries past their `retire_at`.
 
 use bytes::Bytes;
 use keyfed_directory::{DirectoryError, Kv};
-use keyfed_shared::federation::{Member, MemberStatus};
+use keyfed_shared::federation::{Member, MemberCert, MemberStatus};
 
 fn encode(member: &Member) -> Result<Bytes, DirectoryError> {
     serde_json::to_vec(member)
@@ -22,9 +27,36 @@ fn decode(value: &[u8]) -> Result<Member, DirectoryError> {
         .map_err(|e| DirectoryError::Invalid(format!("decoding member record: {e}")))
 }
 
-/// Writes `mine` (its status ignored when a record exists); returns the
+/// `current` followed by the entries of `previous` for other kids still
+/// within their retention at `now`; an entry without `retire_at` gets
+/// `now + keep`.
+fn merged(current: &[MemberCert], previous: &[MemberCert], now: i64, keep: i64) -> Vec<MemberCert> {
+    let mut all = current.to_vec();
+    for old in previous {
+        if current.iter().any(|c| c.kid == old.kid) {
+            continue;
+        }
+        let retire_at = old.retire_at.unwrap_or(now.saturating_add(keep));
+        if retire_at > now {
+            all.push(MemberCert {
+                retire_at: Some(retire_at),
+                ..old.clone()
+            });
+        }
+    }
+    all
+}
+
+/// Writes `mine` (its status ignored when a record exists) at `now`,
+/// keeping the recorded certificates of earlier keys for their retention
+/// (`keep` seconds for one not yet given a `retire_at`); returns the
 /// status recorded.
-pub async fn register(kv: &dyn Kv, mine: &Member) -> Result<MemberStatus, DirectoryError> {
+pub async fn register(
+    kv: &dyn Kv,
+    mine: &Member,
+    now: i64,
+    keep: i64,
+) -> Result<MemberStatus, DirectoryError> {
     let id = mine.id.as_str();
     loop {
         match kv.get(id).await? {
@@ -38,6 +70,7 @@ pub async fn register(kv: &dyn Kv, mine: &Member) -> Result<MemberStatus, Direct
                 let record = Member {
                     status: existing.status,
                     trusted_until: existing.trusted_until,
+                    certificates: merged(&mine.certificates, &existing.certificates, now, keep),
                     ..mine.clone()
                 };
                 match kv.update(id, encode(&record)?, entry.revision).await {
@@ -46,6 +79,62 @@ pub async fn register(kv: &dyn Kv, mine: &Member) -> Result<MemberStatus, Direct
                     Err(e) => return Err(e),
                 }
             }
+        }
+    }
+}
+
+/// Makes `current` (kid `current.kid`, key `public_key`) member `id`'s
+/// signing certificate at `now`, keeping the others for their retention
+/// (`keep` seconds from now when not yet set); returns the record written.
+pub async fn rotate(
+    kv: &dyn Kv,
+    id: &str,
+    current: MemberCert,
+    public_key: String,
+    now: i64,
+    keep: i64,
+) -> Result<Member, DirectoryError> {
+    loop {
+        let entry = kv
+            .get(id)
+            .await?
+            .ok_or_else(|| DirectoryError::Invalid(format!("no member record for {id}")))?;
+        let mut member = decode(&entry.value)?;
+        member.certificates = merged(
+            std::slice::from_ref(&current),
+            &member.certificates,
+            now,
+            keep,
+        );
+        member.kid = current.kid.clone();
+        member.public_key = public_key.clone();
+        match kv.update(id, encode(&member)?, entry.revision).await {
+            Ok(_) => return Ok(member),
+            Err(DirectoryError::WrongRevision) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Drops member `id`'s certificate entries past their `retire_at` at
+/// `now`; returns whether any was dropped.
+pub async fn prune(kv: &dyn Kv, id: &str, now: i64) -> Result<bool, DirectoryError> {
+    loop {
+        let Some(entry) = kv.get(id).await? else {
+            return Ok(false);
+        };
+        let mut member = decode(&entry.value)?;
+        let before = member.certificates.len();
+        member
+            .certificates
+            .retain(|c| c.retire_at.is_none_or(|t| t > now));
+        if member.certificates.len() == before {
+            return Ok(false);
+        }
+        match kv.update(id, encode(&member)?, entry.revision).await {
+            Ok(_) => return Ok(true),
+            Err(DirectoryError::WrongRevision) => continue,
+            Err(e) => return Err(e),
         }
     }
 }
@@ -125,7 +214,13 @@ mod tests {
         let dir = EmbeddedDirectory::open(&EmbeddedConfig::new(tmp.path())).unwrap();
         let kv = dir.kv(Bucket::Members);
         // A new record takes the registering shard's status.
-        let first = register(kv.as_ref(), &member(MemberStatus::Active, "http://a")).await;
+        let first = register(
+            kv.as_ref(),
+            &member(MemberStatus::Active, "http://a"),
+            0,
+            10,
+        )
+        .await;
         assert_eq!(first.unwrap(), MemberStatus::Active);
         // Admitted as joining by an issuer: a restart keeps joining, with
         // the new URL.
@@ -138,7 +233,13 @@ mod tests {
         )
         .await
         .unwrap();
-        let again = register(kv.as_ref(), &member(MemberStatus::Active, "http://b")).await;
+        let again = register(
+            kv.as_ref(),
+            &member(MemberStatus::Active, "http://b"),
+            0,
+            10,
+        )
+        .await;
         assert_eq!(again.unwrap(), MemberStatus::Joining);
         let record = stored(kv.as_ref()).await;
         assert_eq!(
@@ -166,9 +267,14 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(retired.trusted_until, Some(42));
-        register(kv.as_ref(), &member(MemberStatus::Active, "http://c"))
-            .await
-            .unwrap();
+        register(
+            kv.as_ref(),
+            &member(MemberStatus::Active, "http://c"),
+            0,
+            10,
+        )
+        .await
+        .unwrap();
         let record = stored(kv.as_ref()).await;
         assert_eq!(
             (record.status, record.trusted_until),
@@ -186,5 +292,50 @@ mod tests {
             matches!(unknown, Err(StatusError::Unknown(_))),
             "{unknown:?}"
         );
+    }
+
+    fn cert(kid: &str) -> MemberCert {
+        MemberCert::new(kid, kid.as_bytes())
+    }
+
+    #[tokio::test]
+    async fn a_rotation_keeps_the_old_certificate_until_its_retire_at() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = EmbeddedDirectory::open(&EmbeddedConfig::new(tmp.path())).unwrap();
+        let kv = dir.kv(Bucket::Members);
+        let mut first = member(MemberStatus::Active, "http://a");
+        first.certificates = vec![cert("s1.1")];
+        register(kv.as_ref(), &first, 100, 50).await.unwrap();
+        let rotated = rotate(kv.as_ref(), "s1", cert("s1.2"), "k2".into(), 100, 50)
+            .await
+            .unwrap();
+        assert_eq!(
+            (rotated.kid.as_str(), rotated.public_key.as_str()),
+            ("s1.2", "k2")
+        );
+        let kids: Vec<_> = rotated
+            .certificates
+            .iter()
+            .map(|c| (c.kid.as_str(), c.retire_at))
+            .collect();
+        assert_eq!(kids, [("s1.2", None), ("s1.1", Some(150))]);
+        // A restart with the new key keeps the old entry and its retire_at.
+        let mut second = member(MemberStatus::Active, "http://a");
+        second.kid = "s1.2".into();
+        second.certificates = vec![cert("s1.2")];
+        register(kv.as_ref(), &second, 120, 50).await.unwrap();
+        assert_eq!(stored(kv.as_ref()).await.certificates, rotated.certificates);
+        // Nothing to prune before retire_at; the old entry goes at it.
+        assert!(!prune(kv.as_ref(), "s1", 149).await.unwrap());
+        assert!(prune(kv.as_ref(), "s1", 150).await.unwrap());
+        assert_eq!(stored(kv.as_ref()).await.certificates, [cert("s1.2")]);
+        // A re-registration past retire_at drops it too.
+        rotate(kv.as_ref(), "s1", cert("s1.3"), "k3".into(), 200, 50)
+            .await
+            .unwrap();
+        let mut third = second.clone();
+        third.certificates = vec![cert("s1.3")];
+        register(kv.as_ref(), &third, 251, 50).await.unwrap();
+        assert_eq!(stored(kv.as_ref()).await.certificates, [cert("s1.3")]);
     }
 }
