@@ -252,7 +252,12 @@ async fn requeue_covers_holders_and_the_named(s: &dyn Store) {
         .unwrap());
     let before = entry_of(s, &holder.id).await.expect("the grant's entry");
     // Delivered: nothing pending for either.
-    assert_eq!(s.outbox_remove(std::slice::from_ref(&before)).await.unwrap(), 1);
+    assert_eq!(
+        s.outbox_remove(std::slice::from_ref(&before))
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(entry_of(s, &holder.id).await, None);
 
     let queued = s.outbox_requeue(std::slice::from_ref(&gone)).await.unwrap();
