@@ -33,6 +33,12 @@ impl GlobalData {
         services: Vec<Service>,
         endpoints: Vec<Endpoint>,
     ) -> Self {
+        // One order wherever the snapshot was built (a directory snapshot,
+        // a watch applied change by change, a store): by id, so every
+        // member renders the same token body for the same token.
+        let (mut services, mut endpoints) = (services, endpoints);
+        services.sort_by(|a, b| a.id.cmp(&b.id));
+        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
         let mut implied: HashMap<RoleId, Vec<RoleId>> = HashMap::new();
         for r in rules {
             implied.entry(r.prior).or_default().push(r.implied);

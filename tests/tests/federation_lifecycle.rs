@@ -15,7 +15,8 @@
 //! 5. NATS stops: both gateways keep validating, routing existing projects
 //!    (on the new shard too) and logging in by name (asking the shards);
 //!    NATS restarts, and a catalog change through gateway 1 reaches gateway
-//!    0 and the new shard;
+//!    0 and the new shard; a gateway started late shows the same catalog
+//!    as gateway 0 and follows the next change;
 //! 6. a rogue signer — in the registry with a certificate from another CA,
 //!    or not in the registry at all — is refused by both gateways;
 //! 7. 2,000 well-formed tokens naming 20 unknown signers cost a gateway at
@@ -275,6 +276,26 @@ async fn a_federation_grows_survives_a_nats_outage_and_shrinks() {
     add_service(&f, 1, &admin, "image").await;
     wait_catalog(&f, At::Gateway(0), &admin, "image").await;
     wait_catalog(&f, At::Shard(s2), &admin, "image").await;
+    // A gateway started late converges: the snapshot brings what came
+    // before (the same catalog as gateway 0), the watch what comes after.
+    let late = f.add_gateway().await.unwrap();
+    f.wait_for(
+        Duration::from_secs(20),
+        "the late gateway's catalog",
+        || async {
+            let (Ok((200, early)), Ok((200, now))) = (
+                f.validate_body(0, &admin, &admin).await,
+                f.validate_body(late, &admin, &admin).await,
+            ) else {
+                return false;
+            };
+            early["token"]["catalog"] == now["token"]["catalog"]
+        },
+    )
+    .await
+    .unwrap();
+    add_service(&f, 0, &admin, "volume").await;
+    wait_catalog(&f, At::Gateway(late), &admin, "volume").await;
 
     // 6. Rogue signers: certified by another CA, or in no record at all.
     let dir = NatsDirectory::connect(&f.directory).await.unwrap();

@@ -253,21 +253,8 @@ impl Cluster {
         }
         cluster.wait_federated().await?;
 
-        for (i, url) in gateway_urls.into_iter().enumerate() {
-            let config = cluster.dir()?.join(format!("gateway-{i}.toml"));
-            cluster.write_gateway_config(&config, &url)?;
-            let mut process = Process::new(
-                &format!("gateway-{i}"),
-                &cluster.binary,
-                &["gateway", "--config", &config.to_string_lossy()],
-                cluster.dir()?,
-            );
-            process.spawn()?;
-            cluster.gateways.push(GatewayProcess {
-                url,
-                config,
-                process,
-            });
+        for url in gateway_urls {
+            cluster.spawn_gateway(url)?;
         }
         let http = cluster.http.clone();
         for g in &mut cluster.gateways {
@@ -502,6 +489,38 @@ impl Cluster {
         Fut: std::future::Future<Output = bool>,
     {
         eventually(limit, what, check).await
+    }
+
+    /// Writes gateway `gateways.len()`'s config for `url` and starts it
+    /// (not waiting for it).
+    fn spawn_gateway(&mut self, url: String) -> anyhow::Result<()> {
+        let i = self.gateways.len();
+        let config = self.dir()?.join(format!("gateway-{i}.toml"));
+        self.write_gateway_config(&config, &url)?;
+        let mut process = Process::new(
+            &format!("gateway-{i}"),
+            &self.binary,
+            &["gateway", "--config", &config.to_string_lossy()],
+            self.dir()?,
+        );
+        process.spawn()?;
+        self.gateways.push(GatewayProcess {
+            url,
+            config,
+            process,
+        });
+        Ok(())
+    }
+
+    /// Starts one more gateway, late (it loads the directory's snapshot
+    /// and follows from there), and waits until it is ready; its index.
+    pub async fn add_gateway(&mut self) -> anyhow::Result<usize> {
+        let url = format!("http://127.0.0.1:{}", free_port()?);
+        self.spawn_gateway(url.clone())?;
+        let http = self.http.clone();
+        let g = self.gateways.len() - 1;
+        self.gateways[g].process.wait_ready(&http, &url).await?;
+        Ok(g)
     }
 
     /// Kills shard `i` (SIGKILL, as a crash): its port stops answering.
