@@ -210,6 +210,14 @@ pub async fn retire(config_path: &Path, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `keyfed shard revoke`: distrusts a member's keys at once.
+pub async fn revoke(config_path: &Path, id: &str) -> anyhow::Result<()> {
+    let dir = open_directory(config_path).await?;
+    admin::revoke(dir.as_ref(), &ShardId::new(id)).await?;
+    println!("{id} revoked: its tokens are refused by every member within seconds");
+    Ok(())
+}
+
 /// The expiry of the certificate of a member's current kid, as text.
 fn cert_expiry(m: &Member) -> String {
     let Some(cert) = m.certificates.iter().find(|c| c.kid == m.kid) else {

@@ -111,6 +111,16 @@ enum ShardCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Revoke a member at once (compromised or lost): its keys stop being
+    /// trusted everywhere within seconds and it takes no new tenants; the
+    /// tenants it owns become unreachable.
+    Revoke {
+        /// The member's id.
+        id: String,
+        /// A shard config file naming the directory (`[federation]`).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -239,6 +249,13 @@ async fn main() -> anyhow::Result<()> {
         } => {
             init_logging("text", "warn");
             admin::reindex(&config).await?;
+        }
+        Command::Shard {
+            command: Some(ShardCommand::Revoke { id, config }),
+            ..
+        } => {
+            init_logging("text", "warn");
+            admin::revoke(&config, &id).await?;
         }
         Command::Shard {
             command: Some(ShardCommand::Retire { id, config }),

@@ -236,7 +236,12 @@ async fn a_federation_grows_survives_a_nats_outage_and_shrinks() {
     }
     let mut landed = [0usize; 2];
     let mut on_s2 = None;
-    for i in 0..24 {
+    // New projects until each gateway has placed some on shard-2 (a third
+    // of them land there; 60 leave a chance of ~1e-5 of falling short).
+    for i in 0..60 {
+        if i >= 24 && landed.iter().all(|&n| n > 0) {
+            break;
+        }
         let g = i % 2;
         let p = create_project(&f, g, &admin, &format!("after-{i}")).await;
         if f.owner_of_project(p.as_str()).unwrap() == s2_id.as_str() {
@@ -426,5 +431,40 @@ async fn a_federation_grows_survives_a_nats_outage_and_shrinks() {
         let p = create_project(&f, i % 2, &admin, &format!("late-{i}")).await;
         assert_ne!(f.owner_of_project(p.as_str()).unwrap(), "shard-3");
     }
+
+    // 9. A member revoked at once (`keyfed shard revoke`): a token it
+    //    signed, valid and cached at both gateways a moment ago, is
+    //    refused by both within seconds.
+    let (_, me) = f.validate_body(0, &admin, &admin).await.unwrap();
+    let (admin_id, role) = (
+        me["token"]["user"]["id"].as_str().unwrap().to_owned(),
+        me["token"]["roles"][0]["id"].as_str().unwrap().to_owned(),
+    );
+    let grant = format!("/v3/projects/{on_s2}/users/{admin_id}/roles/{role}");
+    let (status, body) = f.call(0, Method::PUT, &grant, &admin, None).await.unwrap();
+    assert_eq!(status, 204, "{body}");
+    let (status, signed_by_s2, body) = f.rescope(1, &admin, on_s2.as_str()).await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    let signed_by_s2 = signed_by_s2.unwrap();
+    assert!(claims(&signed_by_s2).project_id() == Some(&on_s2));
+    for g in [0, 1] {
+        assert_eq!(f.validate(g, &admin, &signed_by_s2).await.unwrap(), 200);
+    }
+    f.cli_ok(&["shard", "revoke", "shard-2"]).await.unwrap();
+    let revoked = Instant::now();
+    for g in [0, 1] {
+        f.wait_for(
+            Duration::from_secs(15),
+            "the revoked member's token refused",
+            || async { f.validate(g, &admin, &signed_by_s2).await.ok() == Some(404) },
+        )
+        .await
+        .unwrap();
+    }
+    eprintln!(
+        "a revoked member's token refused by both gateways after {:?}",
+        revoked.elapsed()
+    );
+    assert_eq!(f.status_of("shard-2").await.unwrap().state, "retired");
     eprintln!("the federation's lifecycle took {:?}", started.elapsed());
 }

@@ -1,5 +1,6 @@
 //! Administration over the internal API: tenant counts per member
-//! (`keyfed status`) and retiring an empty member (`keyfed shard retire`).
+//! (`keyfed status`), retiring an empty member (`keyfed shard retire`) and
+//! revoking a member at once (`keyfed shard revoke`).
 //! Both list members' tenants with an admin call token they issue in the
 //! credentials bucket and revoke when done.
 //!
@@ -229,4 +230,30 @@ pub async fn retire(
         Ok(retired)
     })
     .await
+}
+
+/// Revokes member `id` at once (a compromised or lost member): `retired`
+/// with `trusted_until` = now, so every view drops its keys — tokens it
+/// signed, cached ones included, are refused everywhere within the view's
+/// recheck (≤ 5 s) — and the ring no longer places anything on it. Unlike
+/// [`retire`] it does not wait for the member to be empty: tenants it owns
+/// are unreachable until restored elsewhere.
+pub async fn revoke(dir: &dyn Directory, id: &ShardId) -> Result<Member, StatusError> {
+    let any = [
+        MemberStatus::Joining,
+        MemberStatus::Active,
+        MemberStatus::Retiring,
+        MemberStatus::Retired,
+    ];
+    let members = dir.kv(Bucket::Members);
+    let revoked = set_status(
+        members.as_ref(),
+        id.as_str(),
+        &any,
+        MemberStatus::Retired,
+        Some(now()),
+    )
+    .await?;
+    tracing::warn!(shard = %id, "member revoked: its keys are no longer trusted");
+    Ok(revoked)
 }
