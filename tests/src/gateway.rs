@@ -64,6 +64,26 @@ impl TestCa {
         config.trust.ca_key = Some(self.key.clone());
     }
 
+    /// Starts shard `id`, federated on `nats` (weight 1) and an issuer of
+    /// this CA, on a fresh database.
+    pub async fn federated_shard(&self, id: &str, nats: &NatsConfig) -> anyhow::Result<TestShard> {
+        let nats = nats.clone();
+        let id = id.to_owned();
+        let (ca_cert, ca_key) = (self.cert.clone(), self.key.clone());
+        TestShard::start_with(move |c| {
+            c.shard.id = id;
+            c.trust.ca_cert = Some(ca_cert);
+            c.trust.ca_key = Some(ca_key);
+            c.federation = Some(FederationConfig {
+                advertise_url: c.public_url(),
+                weight: 1,
+                nats: Some(nats),
+                embedded: None,
+            });
+        })
+        .await
+    }
+
     /// Makes `config` trust this CA without being an issuer.
     pub fn trusting(&self, config: &mut ShardConfig) {
         config.trust.ca_cert = Some(self.cert.clone());
@@ -242,21 +262,10 @@ impl TestFederation {
         let ca = TestCa::new()?;
         let mut shards = Vec::new();
         for i in 0..n_shards {
-            let nats = directory.clone();
-            let (ca_cert, ca_key) = (ca.cert.clone(), ca.key.clone());
-            let shard = TestShard::start_with(move |c| {
-                c.shard.id = format!("shard-{i}");
-                c.trust.ca_cert = Some(ca_cert);
-                c.trust.ca_key = Some(ca_key);
-                c.federation = Some(FederationConfig {
-                    advertise_url: c.public_url(),
-                    weight: 1,
-                    nats: Some(nats),
-                    embedded: None,
-                });
-            })
-            .await
-            .with_context(|| format!("starting shard-{i}"))?;
+            let shard = ca
+                .federated_shard(&format!("shard-{i}"), &directory)
+                .await
+                .with_context(|| format!("starting shard-{i}"))?;
             shards.push(Some(shard));
         }
         let admin_password = shards

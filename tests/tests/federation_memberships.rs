@@ -15,11 +15,9 @@ use std::time::{Duration, Instant};
 use keyfed_directory::testing::NatsServer;
 use keyfed_directory::{Bucket, Directory, Kv, NatsConfig, NatsDirectory};
 use keyfed_federation::{FederationView, Revocations, Validator, ValidatorConfig};
-use keyfed_shard::config::FederationConfig;
 use keyfed_shared::federation::membership;
 use keyfed_shared::ids::{ProjectId, ShardId, UserId};
 use keyfed_tests::gateway::{TestFederation, TestGateway};
-use keyfed_tests::shard::TestShard;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
@@ -409,21 +407,7 @@ async fn a_grant_made_while_the_directory_is_down_reaches_the_index() {
     let ca = keyfed_tests::gateway::TestCa::new().unwrap();
     let mut shards = BTreeMap::new();
     for id in ["shard-0", "shard-1"] {
-        let nats = config.clone();
-        let (ca_cert, ca_key) = (ca.cert.clone(), ca.key.clone());
-        let shard = TestShard::start_with(move |c| {
-            c.shard.id = id.to_owned();
-            c.trust.ca_cert = Some(ca_cert);
-            c.trust.ca_key = Some(ca_key);
-            c.federation = Some(FederationConfig {
-                advertise_url: c.public_url(),
-                weight: 1,
-                nats: Some(nats),
-                embedded: None,
-            });
-        })
-        .await
-        .unwrap();
+        let shard = ca.federated_shard(id, &config).await.unwrap();
         shards.insert(ShardId::new(id), shard);
     }
     let view = FederationView::start(Arc::new(NatsDirectory::connect(&config).await.unwrap()))

@@ -7,7 +7,6 @@
 use keyfed_directory::testing::NatsServer;
 use keyfed_directory::{Directory, NatsConfig, NatsDirectory};
 use keyfed_federation::{FederationView, Revocations, Validator, ValidatorConfig};
-use keyfed_shard::config::FederationConfig;
 use keyfed_tests::gateway::TestCa;
 use keyfed_tests::shard::TestShard;
 use serde_json::Value;
@@ -24,22 +23,7 @@ fn nats_config(url: &str, namespace: &str) -> NatsConfig {
 
 /// A shard of the federation on `nats`, an issuer of `ca`.
 async fn federated_shard(id: &str, nats: &NatsConfig, ca: &TestCa) -> TestShard {
-    let nats = nats.clone();
-    let id = id.to_owned();
-    let (ca_cert, ca_key) = (ca.cert.clone(), ca.key.clone());
-    TestShard::start_with(move |c| {
-        c.shard.id = id;
-        c.trust.ca_cert = Some(ca_cert);
-        c.trust.ca_key = Some(ca_key);
-        c.federation = Some(FederationConfig {
-            advertise_url: c.public_url(),
-            weight: 1,
-            nats: Some(nats),
-            embedded: None,
-        });
-    })
-    .await
-    .unwrap()
+    ca.federated_shard(id, nats).await.unwrap()
 }
 
 /// `GET /v3/auth/tokens` on `shard` for `subject`, as `shard`'s admin.
