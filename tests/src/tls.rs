@@ -16,6 +16,7 @@ use keyfed_pki::{FederationCa, MemberKind};
 use keyfed_shard::config::{
     BootstrapConfig, FederationConfig, MtlsFiles, ShardConfig, StorageKind, TlsFiles,
 };
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -297,4 +298,24 @@ pub async fn join_shard(
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// The bootstrap admin's token (project `admin`) through gateway `gw`.
+pub async fn login(http: &reqwest::Client, gw: &str) -> anyhow::Result<String> {
+    let login = json!({"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": PASSWORD}}},
+        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}
+    }});
+    let r = http
+        .post(format!("{gw}/v3/auth/tokens"))
+        .json(&login)
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 201, "login: {}", r.status());
+    Ok(r.headers()
+        .get("x-subject-token")
+        .context("no X-Subject-Token")?
+        .to_str()?
+        .to_owned())
 }

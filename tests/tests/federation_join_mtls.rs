@@ -27,27 +27,8 @@ use keyfed_shard::config::MtlsFiles;
 use keyfed_shard::federation::activation::{list, Tenants};
 use keyfed_shard::federation::enrol::enrol;
 use keyfed_shared::federation::{Member, MemberStatus};
-use keyfed_tests::tls::{bind, client, now, shard_config, start, Pki, PASSWORD};
+use keyfed_tests::tls::{bind, client, login, now, shard_config, start, Pki};
 use serde_json::{json, Value};
-
-async fn login(http: &reqwest::Client, gw: &str) -> anyhow::Result<String> {
-    let login = json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "domain": {"id": "default"}, "password": PASSWORD}}},
-        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}
-    }});
-    let r = http
-        .post(format!("{gw}/v3/auth/tokens"))
-        .json(&login)
-        .send()
-        .await?;
-    anyhow::ensure!(r.status() == 201, "login: {}", r.status());
-    Ok(r.headers()
-        .get("x-subject-token")
-        .context("no X-Subject-Token")?
-        .to_str()?
-        .to_owned())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_joins_an_mtls_federation_and_is_served_over_mtls() -> anyhow::Result<()> {

@@ -23,27 +23,8 @@ use keyfed_pki::MemberKind;
 use keyfed_shard::federation::admin::{self, close, RetireError};
 use keyfed_shared::federation::{Member, MemberStatus};
 use keyfed_shared::ids::ShardId;
-use keyfed_tests::tls::{client, join_shard, now, start, Pki, PASSWORD};
+use keyfed_tests::tls::{client, join_shard, login, now, start, Pki};
 use serde_json::json;
-
-async fn login(http: &reqwest::Client, gw: &str) -> anyhow::Result<String> {
-    let login = json!({"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "domain": {"id": "default"}, "password": PASSWORD}}},
-        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}
-    }});
-    let r = http
-        .post(format!("{gw}/v3/auth/tokens"))
-        .json(&login)
-        .send()
-        .await?;
-    anyhow::ensure!(r.status() == 201, "login: {}", r.status());
-    Ok(r.headers()
-        .get("x-subject-token")
-        .context("no X-Subject-Token")?
-        .to_str()?
-        .to_owned())
-}
 
 /// Creates project `name` through the gateway: its id, or the status.
 async fn create(

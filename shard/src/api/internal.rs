@@ -38,6 +38,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyfed_federation::lifecycle::admit::{admit, JoinRequest};
 use keyfed_federation::lifecycle::{credentials, LifecycleError};
+use keyfed_pki::FederationCa;
 use keyfed_shared::error::ApiError;
 use keyfed_shared::federation::MemberStatus;
 use keyfed_shared::ids::{ShardId, UserId};
@@ -80,6 +81,24 @@ pub(super) fn federated(state: &AppState) -> Result<&Federated> {
         .ok_or_else(|| ApiError::not_found("resource", "internal").into())
 }
 
+/// An issuer's request: the federation, its CA and the body as `T` — 404
+/// on a shard that is not an issuer (`route` names it), 400 for a body
+/// that is not a `T` (`what` names it).
+pub(super) fn issuer_request<'a, T: serde::de::DeserializeOwned>(
+    state: &'a AppState,
+    body: serde_json::Value,
+    route: &str,
+    what: &str,
+) -> Result<(&'a Federated, &'a FederationCa, T)> {
+    let f = federated(state)?;
+    let Some(ca) = &f.issuer else {
+        return Err(ApiError::not_found("resource", route).into());
+    };
+    let request = serde_json::from_value(body)
+        .map_err(|e| ApiError::validation(format!("Invalid {what} request: {e}")))?;
+    Ok((f, ca, request))
+}
+
 /// A lifecycle error as the client sees it.
 pub(super) fn refusal(e: LifecycleError) -> ApiError {
     match e {
@@ -94,12 +113,7 @@ pub(super) fn refusal(e: LifecycleError) -> ApiError {
 }
 
 async fn join(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<Response> {
-    let f = federated(&state)?;
-    let Some(ca) = &f.issuer else {
-        return Err(ApiError::not_found("resource", "join").into());
-    };
-    let request: JoinRequest = serde_json::from_value(body)
-        .map_err(|e| ApiError::validation(format!("Invalid join request: {e}")))?;
+    let (f, ca, request) = issuer_request::<JoinRequest>(&state, body, "join", "join")?;
     let grant = admit(
         f.directory.as_ref(),
         ca,

@@ -9,10 +9,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keyfed_federation::lifecycle::renew::{renew as issue_renewal, RenewRequest};
-use keyfed_shared::error::ApiError;
 
 use super::body::JsonBody;
-use super::internal::{federated, now, refusal};
+use super::internal::{issuer_request, now, refusal};
 use crate::error::Result;
 use crate::state::AppState;
 
@@ -20,12 +19,7 @@ pub(super) async fn renew(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    let f = federated(&state)?;
-    let Some(ca) = &f.issuer else {
-        return Err(ApiError::not_found("resource", "renew").into());
-    };
-    let request: RenewRequest = serde_json::from_value(body)
-        .map_err(|e| ApiError::validation(format!("Invalid renewal request: {e}")))?;
+    let (f, ca, request) = issuer_request::<RenewRequest>(&state, body, "renew", "renewal")?;
     let grant = issue_renewal(
         f.directory.as_ref(),
         ca,
