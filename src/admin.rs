@@ -7,6 +7,7 @@
 use anyhow::Context;
 use keyfed_directory::{Bucket, Directory, EmbeddedDirectory, NatsDirectory};
 use keyfed_federation::lifecycle::credentials;
+use keyfed_federation::seal::SealedDirectory;
 use keyfed_pki::join_token::{parse_ttl, Purpose};
 use keyfed_pki::FederationCa;
 use keyfed_shard::config::ShardConfig;
@@ -103,12 +104,15 @@ pub async fn open_directory(config: &Path) -> anyhow::Result<Arc<dyn Directory>>
     let config = ShardConfig::load(config)?;
     let federation = config
         .federation
+        .as_ref()
         .context("config field `federation`: the config names no directory")?;
-    Ok(match (&federation.nats, &federation.embedded) {
+    let inner: Arc<dyn Directory> = match (&federation.nats, &federation.embedded) {
         (Some(nats), _) => Arc::new(NatsDirectory::connect(nats).await?),
         (None, Some(embedded)) => Arc::new(EmbeddedDirectory::open(embedded)?),
         (None, None) => anyhow::bail!("config field `federation`: no directory configured"),
-    })
+    };
+    let (check, signers) = keyfed_shard::federation::identity::directory_seal(&config, now())?;
+    Ok(SealedDirectory::wrap(inner, check, Arc::new(signers)))
 }
 
 /// `keyfed shard reindex`: queues this shard's part of the membership index
@@ -150,14 +154,8 @@ pub async fn join_token_create(config: &Path, ttl: &str) -> anyhow::Result<()> {
 pub async fn status(config_path: &Path) -> anyhow::Result<()> {
     let config = ShardConfig::load(config_path)?;
     let dir = open_directory(config_path).await?;
-    let snapshot = dir.kv(Bucket::Members).snapshot("").await?;
-    let mut members = Vec::new();
-    for (key, entry) in snapshot.entries {
-        match serde_json::from_slice::<Member>(&entry.value) {
-            Ok(m) => members.push(m),
-            Err(_) => println!("{key:<20} (malformed record)"),
-        }
-    }
+    let members =
+        keyfed_shard::federation::record::effective_all(dir.kv(Bucket::Members).as_ref()).await?;
     // Members' internal API, called as the shard of `config` would (mTLS
     // with `[internal_tls]`).
     let http = internal_client(&config, Duration::from_secs(30))?;

@@ -21,6 +21,7 @@
 pub mod error;
 pub mod lifecycle;
 pub mod revocations;
+pub mod seal;
 mod tasks;
 pub mod validate;
 pub mod view;

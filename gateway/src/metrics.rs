@@ -51,6 +51,7 @@ pub struct Metrics {
     unknown_signer_cache_hits: Gauge,
     signer_lookups_shed: Gauge,
     directory_revision: Family<BucketLabels, Gauge>,
+    directory_entries_refused: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -131,8 +132,15 @@ impl Metrics {
             "Last directory revision applied, per followed bucket",
             directory_revision.clone(),
         );
+        let directory_entries_refused = Gauge::default();
+        registry.register(
+            "directory_entries_refused",
+            "Directory entries ignored because their signature check failed (forged or misplaced)",
+            directory_entries_refused.clone(),
+        );
         Self {
             registry,
+            directory_entries_refused,
             requests,
             latency,
             upstream_requests,
@@ -186,7 +194,10 @@ impl Metrics {
         cache: CacheStats,
         lookups: LookupStats,
         revisions: &[BucketRevision],
+        refused_entries: u64,
     ) -> String {
+        self.directory_entries_refused
+            .set(saturating_i64(refused_entries));
         self.cache_hits.set(saturating_i64(cache.hits));
         self.cache_misses.set(saturating_i64(cache.misses));
         self.signer_lookups.set(saturating_i64(lookups.lookups));

@@ -142,6 +142,12 @@ impl CaCert {
         der_to_pem(&self.der)
     }
 
+    /// The CA's own Ed25519 public key: it verifies what issuers sign with
+    /// the CA key besides certificates (directory entries).
+    pub fn public_key(&self) -> Result<VerifyingKey, PkiError> {
+        ed25519_key(&parse(&self.der)?)
+    }
+
     /// End of the CA's validity, unix seconds.
     pub fn not_after(&self) -> i64 {
         self.not_after

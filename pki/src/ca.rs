@@ -118,6 +118,14 @@ impl FederationCa {
         &self.cert
     }
 
+    /// The CA key as an Ed25519 signing key, to sign directory entries
+    /// only an issuer may write (status attestations, join tokens).
+    pub fn entry_signing_key(&self) -> Result<ed25519_dalek::SigningKey, PkiError> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        ed25519_dalek::SigningKey::from_pkcs8_der(&self.key.serialize_der())
+            .map_err(|e| PkiError::malformed("CA key", e))
+    }
+
     /// The CA key, for issuing within this crate.
     pub(crate) fn key(&self) -> &KeyPair {
         &self.key

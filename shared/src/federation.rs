@@ -110,6 +110,104 @@ impl Member {
     }
 }
 
+/// The members-bucket key of member `id`'s status attestation.
+pub fn status_key(id: &ShardId) -> String {
+    format!("{STATUS_PREFIX}{id}")
+}
+
+/// The prefix of status attestations in the members bucket (member ids
+/// never contain `/`, so no record key starts with it).
+pub const STATUS_PREFIX: &str = "status/";
+
+/// A change of a member's status decided by an issuer (`keyfed shard
+/// retire` and `revoke`), stored under `status/<id>` in the members bucket
+/// and signed with the federation CA key — never by the member, which
+/// writes only its own record. It overrides the record's own status:
+/// `retiring` and `retired` win over whatever the record says; `active`
+/// (a retirement given up) hands the status back to the record.
+///
+/// Attestations only move forward: a reader keeps the newest it saw (by
+/// `at`), ignores older ones and deletions, and once a member is
+/// `retired` accepts only `retired` with an earlier or equal
+/// `trusted_until` — a retirement or revocation cannot be undone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusAttestation {
+    /// The member it is about.
+    pub member: ShardId,
+    /// The status decided.
+    pub status: MemberStatus,
+    /// For `retired`: unix seconds until which its keys stay trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_until: Option<i64>,
+    /// When it was decided, unix microseconds (orders attestations).
+    pub at: i64,
+}
+
+impl StatusAttestation {
+    /// Whether `self` may replace `current` (see the type's doc).
+    pub fn supersedes(&self, current: &StatusAttestation) -> bool {
+        if self.at <= current.at {
+            return false;
+        }
+        if current.status != MemberStatus::Retired {
+            return true;
+        }
+        self.status == MemberStatus::Retired
+            && self.trusted_until.unwrap_or(i64::MAX) <= current.trusted_until.unwrap_or(i64::MAX)
+    }
+
+    /// `record` with this attestation's status applied.
+    pub fn apply(&self, record: &mut Member) {
+        match self.status {
+            MemberStatus::Retiring | MemberStatus::Retired => {
+                record.status = self.status;
+                record.trusted_until = self.trusted_until;
+            }
+            MemberStatus::Joining | MemberStatus::Active => {}
+        }
+    }
+
+    /// Until when (unix seconds) the member's signatures are trusted:
+    /// `Some` once retired.
+    pub fn trusted_until(&self) -> Option<i64> {
+        (self.status == MemberStatus::Retired).then(|| self.trusted_until.unwrap_or(i64::MAX))
+    }
+}
+
+/// Keeps the newest attestation per member under the rules of
+/// [`StatusAttestation`]; deletions are never applied.
+#[derive(Clone, Debug, Default)]
+pub struct Attestations {
+    by_member: std::collections::HashMap<ShardId, StatusAttestation>,
+}
+
+impl Attestations {
+    /// Records `a` if it supersedes what is known; returns whether it did.
+    pub fn offer(&mut self, a: StatusAttestation) -> bool {
+        match self.by_member.get(&a.member) {
+            Some(current) if !a.supersedes(current) => false,
+            _ => {
+                self.by_member.insert(a.member.clone(), a);
+                true
+            }
+        }
+    }
+
+    /// The attestation in force for `id`.
+    pub fn get(&self, id: &ShardId) -> Option<&StatusAttestation> {
+        self.by_member.get(id)
+    }
+
+    /// `record` with its attestation (if any) applied.
+    pub fn effective(&self, mut record: Member) -> Member {
+        if let Some(a) = self.by_member.get(&record.id) {
+            a.apply(&mut record);
+        }
+        record
+    }
+}
+
 /// Keys of the pins bucket.
 pub mod pin_key {
     use super::*;

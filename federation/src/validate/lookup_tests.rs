@@ -77,7 +77,11 @@ impl Directory for Counting {
 #[async_trait]
 impl Kv for CountingKv {
     async fn get(&self, key: &str) -> DirResult<Option<Entry>> {
-        self.controls.member_gets.fetch_add(1, Ordering::SeqCst);
+        // Record look-ups are counted; the status attestation read beside
+        // a found record is part of the same look-up.
+        if !key.starts_with(keyfed_shared::federation::STATUS_PREFIX) {
+            self.controls.member_gets.fetch_add(1, Ordering::SeqCst);
+        }
         if let Some(gate) = &self.controls.gate {
             let _permit = gate.acquire().await;
         }

@@ -17,6 +17,7 @@ use std::sync::{Mutex, PoisonError};
 
 use ed25519_dalek::VerifyingKey;
 use keyfed_directory::{Bucket, DirectoryError};
+use keyfed_shared::federation::{status_key, MemberStatus, StatusAttestation};
 use keyfed_shared::ids::ShardId;
 use keyfed_shared::time::now_micros;
 
@@ -93,11 +94,13 @@ impl FederationView {
         let Some(entry) = self.members_kv.get(member.as_str()).await? else {
             return Ok(MemberLookup::Absent);
         };
+        let cap = self.retired_cap(member).await?;
         match decode_member(member.as_str(), &entry.value, &self.shared.trust) {
             Ok(valid) => {
                 let now = now_micros() / 1_000_000;
                 let mut kids = Vec::new();
-                for trusted in valid.keys.into_iter().filter(|k| k.valid_at(now)) {
+                let usable = |k: &super::trust::TrustedKey| k.valid_at(now) && now < cap;
+                for trusted in valid.keys.into_iter().filter(usable) {
                     self.shared
                         .discover(trusted.kid.clone(), trusted.key, entry.revision);
                     kids.push(trusted.kid);
@@ -109,5 +112,23 @@ impl FederationView {
                 Ok(MemberLookup::Absent)
             }
         }
+    }
+
+    /// Until when `member`'s keys may be trusted by the status attestations
+    /// known to the view and stored in the directory (`i64::MAX` if it was
+    /// never retired): a look-up never revives a revoked member.
+    async fn retired_cap(&self, member: &ShardId) -> Result<i64, DirectoryError> {
+        let known = self
+            .member(member)
+            .filter(|m| m.status == MemberStatus::Retired)
+            .map(|m| m.trusted_until.unwrap_or(i64::MAX));
+        let stored = match self.members_kv.get(&status_key(member)).await? {
+            Some(entry) => serde_json::from_slice::<StatusAttestation>(&entry.value)
+                .ok()
+                .filter(|a| a.member == *member)
+                .and_then(|a| a.trusted_until()),
+            None => None,
+        };
+        Ok(known.into_iter().chain(stored).min().unwrap_or(i64::MAX))
     }
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use ed25519_dalek::VerifyingKey;
 use keyfed_directory::Bucket;
-use keyfed_shared::federation::{global_data, GlobalEntity, Member};
+use keyfed_shared::federation::{
+    global_data, Attestations, GlobalEntity, Member, StatusAttestation, STATUS_PREFIX,
+};
 use keyfed_shared::ids::{ProjectId, ShardId, UserId};
 use keyfed_shared::ring::{Ring, MAX_WEIGHT};
 use keyfed_shared::time::now_micros;
@@ -86,10 +88,14 @@ pub(crate) fn decode_member(key: &str, value: &[u8], trust: &Trust) -> Result<Va
     Ok(Valid { member, keys })
 }
 
-/// The members bucket: key `<shard-id>`, value a [`Member`] as JSON.
+/// The members bucket: key `<shard-id>`, value a [`Member`] as JSON, and
+/// key `status/<shard-id>`, a [`StatusAttestation`] that overrides the
+/// record's status (see its doc: attestations never go back, and a
+/// deleted one is ignored).
 #[derive(Default)]
 pub(crate) struct MemberTable {
     entries: HashMap<String, Valid>,
+    attestations: Attestations,
     trust: Trust,
 }
 
@@ -98,7 +104,25 @@ impl MemberTable {
     pub(crate) fn new(trust: Trust) -> Self {
         Self {
             entries: HashMap::new(),
+            attestations: Attestations::default(),
             trust,
+        }
+    }
+
+    fn attest(&mut self, key: &str, value: Option<&[u8]>) {
+        let Some(value) = value else {
+            tracing::warn!(key, "a status attestation was deleted; ignored");
+            return;
+        };
+        match serde_json::from_slice::<StatusAttestation>(value) {
+            Ok(a) if key.strip_prefix(STATUS_PREFIX) == Some(a.member.as_str()) => {
+                let member = a.member.clone();
+                if !self.attestations.offer(a) {
+                    tracing::warn!(%member, "an older or reverting status attestation; ignored");
+                }
+            }
+            Ok(_) => tracing::warn!(key, "status attestation for another member; ignored"),
+            Err(error) => tracing::warn!(key, %error, "skipping malformed status attestation"),
         }
     }
 }
@@ -111,10 +135,14 @@ impl Table for MemberTable {
     const BUCKET: Bucket = Bucket::Members;
 
     fn clear(&mut self) {
+        // Attestations are kept: a snapshot without one must not undo it.
         self.entries.clear();
     }
 
     fn apply(&mut self, key: &str, value: Option<&[u8]>) {
+        if key.starts_with(STATUS_PREFIX) {
+            return self.attest(key, value);
+        }
         let Some(value) = value else {
             self.entries.remove(key);
             return;
@@ -131,8 +159,13 @@ impl Table for MemberTable {
 
     fn publish(&self, shared: &Shared) {
         let now = now_micros() / 1_000_000;
+        let effective: Vec<Member> = self
+            .entries
+            .values()
+            .map(|v| self.attestations.effective(v.member.clone()))
+            .collect();
         let mut active = Vec::new();
-        for Valid { member, .. } in self.entries.values() {
+        for member in &effective {
             if !member.in_ring() {
                 continue;
             }
@@ -150,18 +183,20 @@ impl Table for MemberTable {
             }
         };
         let members = Members {
-            by_id: self
-                .entries
-                .values()
-                .map(|v| (v.member.id.clone(), v.member.clone()))
-                .collect(),
             keys: self
                 .entries
                 .values()
-                .flat_map(|v| v.keys.iter())
-                .filter(|k| k.valid_at(now))
+                .flat_map(|v| {
+                    let cap = self
+                        .attestations
+                        .get(&v.member.id)
+                        .and_then(StatusAttestation::trusted_until)
+                        .unwrap_or(i64::MAX);
+                    v.keys.iter().filter(move |k| k.valid_at(now) && now < cap)
+                })
                 .map(|k| (k.kid.clone(), k.key))
                 .collect(),
+            by_id: effective.into_iter().map(|m| (m.id.clone(), m)).collect(),
             ring,
         };
         shared.members.store(Arc::new(members));

@@ -70,13 +70,9 @@ pub enum RetireError {
 }
 
 async fn member(dir: &dyn Directory, id: &ShardId) -> Result<Member, RetireError> {
-    let entry = dir
-        .kv(Bucket::Members)
-        .get(id.as_str())
+    super::record::effective(dir.kv(Bucket::Members).as_ref(), id.as_str())
         .await?
-        .ok_or_else(|| StatusError::Unknown(id.to_string()))?;
-    serde_json::from_slice(&entry.value)
-        .map_err(|e| DirectoryError::Invalid(format!("member record of {id}: {e}")).into())
+        .ok_or_else(|| StatusError::Unknown(id.to_string()).into())
 }
 
 /// Runs `op` with a fresh admin call token, revoking it after.

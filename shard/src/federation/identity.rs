@@ -12,6 +12,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use keyfed_federation::seal::{EntryCheck, EntrySigner, Signers};
+
 use ed25519_dalek::SigningKey;
 use keyfed_federation::view::Trust;
 use keyfed_pki::{der_to_pem, pem_to_der, signing_request, CaCert, FederationCa};
@@ -40,6 +42,12 @@ pub struct Identity {
     /// The federation CA certificate (none with registry trust: no
     /// certificates, no rotation).
     pub ca: Option<Arc<CaCert>>,
+    /// How directory entries are checked (against the CA, when there is
+    /// one).
+    pub check: EntryCheck,
+    /// The keys it signs directory entries with: its own, and the CA key
+    /// on an issuer.
+    pub signers: Arc<Signers>,
     /// How long a key replaced by a rotation stays in the member record:
     /// the token lifetime plus the allow-expired window, plus 15 s for
     /// the switch to the new key.
@@ -97,6 +105,8 @@ impl Identity {
                 validity_secs,
                 internal_http,
                 ca: None,
+                check: EntryCheck::Unchecked,
+                signers: Arc::new(Signers::default()),
                 retention_secs,
             });
         };
@@ -145,7 +155,23 @@ impl Identity {
             }
         };
         let ca = Arc::new(ca);
+        let ca_signer = match &issuer {
+            Some(issuer) => Some(EntrySigner::Ca(
+                issuer
+                    .entry_signing_key()
+                    .map_err(|e| fail(format!("trust.ca_key: {e}")))?,
+            )),
+            None => None,
+        };
+        let member_signer = EntrySigner::Member {
+            kid: kid.to_owned(),
+            key: key.clone(),
+            cert: Arc::new(der.clone()),
+        };
         Ok(Self {
+            check: EntryCheck::new(Some(ca.clone()))
+                .map_err(|e| fail(format!("trust.ca_cert: {e}")))?,
+            signers: Arc::new(Signers::new(Some(member_signer), ca_signer)),
             kid: kid.to_owned(),
             public_key: key.verifying_key(),
             trust: Trust::Ca(ca.clone()),
@@ -157,6 +183,63 @@ impl Identity {
             retention_secs,
         })
     }
+}
+
+/// How the administration CLI, acting with shard config `config`, checks
+/// and signs directory entries: against `[trust] ca_cert`; with the CA key
+/// when the config has `[trust] ca_key` (retire, revoke, join tokens),
+/// and with the shard's current signing key when its certificate is in
+/// place (admin call tokens). Nothing is created or issued.
+pub fn directory_seal(config: &ShardConfig, now: i64) -> Result<(EntryCheck, Signers), ShardError> {
+    let t = &config.trust;
+    let Some(ca_path) = &t.ca_cert else {
+        return Ok((EntryCheck::Unchecked, Signers::default()));
+    };
+    let (ca, ca_signer) = match &t.ca_key {
+        Some(ca_key) => {
+            let issuer = FederationCa::load_files(ca_path, ca_key)
+                .map_err(|e| fail(format!("trust.ca_key: {e}")))?;
+            let signer = issuer
+                .entry_signing_key()
+                .map_err(|e| fail(format!("trust.ca_key: {e}")))?;
+            (issuer.cert().clone(), Some(EntrySigner::Ca(signer)))
+        }
+        None => (
+            CaCert::from_pem(
+                &keyfed_pki::files::read_text(ca_path)
+                    .map_err(|e| fail(format!("trust.ca_cert: {e}")))?,
+            )
+            .map_err(|e| fail(format!("trust.ca_cert: {e}")))?,
+            None,
+        ),
+    };
+    let key_base = &config.tokens.signing_key_file;
+    let cert_base = t.certificate_path(key_base);
+    let serial = crate::keyring::current_serial(key_base, &cert_base);
+    let shard = config.shard.id.as_str();
+    let key_path = crate::keyring::serial_path(key_base, serial);
+    let member_signer = if key_path.exists() {
+        let key = crate::keyring::load_or_create(key_base, serial).map_err(fail)?;
+        own_certificate(
+            &ca,
+            &crate::keyring::serial_path(&cert_base, serial),
+            shard,
+            &key,
+            now,
+            0,
+        )
+        .ok()
+        .map(|der| EntrySigner::Member {
+            kid: crate::keyring::kid(shard, serial),
+            key,
+            cert: Arc::new(der),
+        })
+    } else {
+        None
+    };
+    let check =
+        EntryCheck::new(Some(Arc::new(ca))).map_err(|e| fail(format!("trust.ca_cert: {e}")))?;
+    Ok((check, Signers::new(member_signer, ca_signer)))
 }
 
 /// The shard's current certificate, if it certifies `key` for `shard` now

@@ -33,6 +33,7 @@ use crate::ShardError;
 use ed25519_dalek::VerifyingKey;
 use identity::Identity;
 use keyfed_directory::{Bucket, Directory, EmbeddedDirectory, Kv, NatsDirectory};
+use keyfed_federation::seal::SealedDirectory;
 use keyfed_federation::{FederationView, Revocations};
 use keyfed_pki::{CaCert, FederationCa};
 use keyfed_shared::federation::{Member, MemberStatus};
@@ -55,8 +56,11 @@ fn to_payload(event: &RevocationEvent) -> Vec<u8> {
 
 /// A shard's link to its federation.
 pub struct Federated {
-    /// The directory (kept for later federation features).
+    /// The directory, sealing and checking entries (see
+    /// [`keyfed_federation::seal`]).
     pub directory: Arc<dyn Directory>,
+    /// The same directory, for its signers and refusal count.
+    pub sealed: Arc<SealedDirectory>,
     /// Members, keys, pins and global data, followed live.
     pub view: Arc<FederationView>,
     /// Revocation events of the whole federation.
@@ -132,10 +136,12 @@ impl Federated {
         identity: Identity,
         unpublished: Vec<RevocationEvent>,
     ) -> Result<Arc<Self>, ShardError> {
-        let directory = match directory {
+        let inner = match directory {
             Some(d) => d,
             None => open(config).await?,
         };
+        let sealed = SealedDirectory::wrap(inner, identity.check.clone(), identity.signers.clone());
+        let directory: Arc<dyn Directory> = sealed.clone();
         let member = Member {
             id: ShardId::new(shard_id),
             url: config.advertise_url.trim_end_matches('/').to_owned(),
@@ -204,6 +210,7 @@ impl Federated {
         ));
         Ok(Arc::new(Self {
             directory,
+            sealed,
             view,
             revocations,
             relay,

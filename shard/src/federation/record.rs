@@ -14,7 +14,11 @@
 
 use bytes::Bytes;
 use keyfed_directory::{DirectoryError, Kv};
-use keyfed_shared::federation::{Member, MemberCert, MemberStatus};
+use keyfed_shared::federation::{
+    status_key, Attestations, Member, MemberCert, MemberStatus, StatusAttestation, STATUS_PREFIX,
+};
+use keyfed_shared::ids::ShardId;
+use keyfed_shared::time::now_micros;
 
 fn encode(member: &Member) -> Result<Bytes, DirectoryError> {
     serde_json::to_vec(member)
@@ -154,7 +158,11 @@ pub enum StatusError {
 }
 
 /// Sets member `id`'s status to `to` (and `trusted_until`) if it is one of
-/// `from`, by compare-and-swap; returns the record written.
+/// `from`: a status attestation (`status/<id>`), signed with the
+/// federation CA key by the sealed directory — so only an issuer can
+/// retire or revoke, and the member, which writes only its own record,
+/// cannot undo it. Written by compare-and-swap; returns the member as it
+/// now stands.
 pub async fn set_status(
     kv: &dyn Kv,
     id: &str,
@@ -162,26 +170,96 @@ pub async fn set_status(
     to: MemberStatus,
     trusted_until: Option<i64>,
 ) -> Result<Member, StatusError> {
+    let key = status_key(&ShardId::new(id));
     loop {
         let entry = kv
             .get(id)
             .await?
             .ok_or_else(|| StatusError::Unknown(id.to_owned()))?;
         let mut member = decode(&entry.value)?;
-        if !from.contains(&member.status) {
+        let current = kv.get(&key).await?;
+        let attested = match &current {
+            Some(e) => Some(decode_attestation(&e.value)?),
+            None => None,
+        };
+        if let Some(a) = &attested {
+            a.apply(&mut member);
+        }
+        let attestation = StatusAttestation {
+            member: member.id.clone(),
+            status: to,
+            trusted_until,
+            at: now_micros().max(attested.as_ref().map_or(0, |a| a.at + 1)),
+        };
+        let forward = attested.as_ref().is_none_or(|a| attestation.supersedes(a));
+        if !from.contains(&member.status) || !forward {
             return Err(StatusError::State {
                 id: id.to_owned(),
                 status: member.status,
             });
         }
-        member.status = to;
-        member.trusted_until = trusted_until;
-        match kv.update(id, encode(&member)?, entry.revision).await {
-            Ok(_) => return Ok(member),
-            Err(DirectoryError::WrongRevision) => continue,
+        let value = serde_json::to_vec(&attestation)
+            .map(Bytes::from)
+            .map_err(|e| DirectoryError::Invalid(format!("encoding a status attestation: {e}")))?;
+        let written = match &current {
+            None => kv.create(&key, value).await,
+            Some(e) => kv.update(&key, value, e.revision).await,
+        };
+        match written {
+            Ok(_) => {
+                attestation.apply(&mut member);
+                return Ok(member);
+            }
+            Err(DirectoryError::WrongRevision) | Err(DirectoryError::AlreadyExists) => continue,
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+fn decode_attestation(value: &[u8]) -> Result<StatusAttestation, DirectoryError> {
+    serde_json::from_slice(value)
+        .map_err(|e| DirectoryError::Invalid(format!("decoding a status attestation: {e}")))
+}
+
+/// Every member as it stands: its record with its status attestation
+/// applied, in id order (what `keyfed status` shows).
+pub async fn effective_all(kv: &dyn Kv) -> Result<Vec<Member>, DirectoryError> {
+    let snapshot = kv.snapshot("").await?;
+    let mut attestations = Attestations::default();
+    let mut records = Vec::new();
+    for (key, entry) in &snapshot.entries {
+        if key.starts_with(STATUS_PREFIX) {
+            match decode_attestation(&entry.value) {
+                Ok(a) => {
+                    attestations.offer(a);
+                }
+                Err(e) => tracing::warn!(%key, error = %e, "skipping a malformed attestation"),
+            }
+        } else {
+            match decode(&entry.value) {
+                Ok(m) => records.push(m),
+                Err(e) => tracing::warn!(%key, error = %e, "skipping a malformed member record"),
+            }
+        }
+    }
+    let mut all: Vec<Member> = records
+        .into_iter()
+        .map(|m| attestations.effective(m))
+        .collect();
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(all)
+}
+
+/// Member `id` as it stands (see [`effective_all`]).
+pub async fn effective(kv: &dyn Kv, id: &str) -> Result<Option<Member>, DirectoryError> {
+    let Some(entry) = kv.get(id).await? else {
+        return Ok(None);
+    };
+    let mut member = decode(&entry.value)?;
+    if let Some(a) = kv.get(&status_key(&member.id)).await? {
+        decode_attestation(&a.value)?.apply(&mut member);
+    }
+    Ok(Some(member))
 }
 
 #[cfg(test)]
@@ -189,7 +267,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use keyfed_directory::{Bucket, Directory, EmbeddedConfig, EmbeddedDirectory};
-    use keyfed_shared::ids::ShardId;
 
     fn member(status: MemberStatus, url: &str) -> Member {
         Member {
@@ -224,12 +301,9 @@ mod tests {
         assert_eq!(first.unwrap(), MemberStatus::Active);
         // Admitted as joining by an issuer: a restart keeps joining, with
         // the new URL.
-        set_status(
-            kv.as_ref(),
+        kv.put(
             "s1",
-            &[MemberStatus::Active],
-            MemberStatus::Joining,
-            None,
+            encode(&member(MemberStatus::Joining, "http://a")).unwrap(),
         )
         .await
         .unwrap();
@@ -246,8 +320,9 @@ mod tests {
             (record.status, record.url.as_str()),
             (MemberStatus::Joining, "http://b")
         );
-        // A change from the wrong state is refused; a retirement sets
-        // trusted_until, kept across a re-registration.
+        // A change from the wrong state is refused; a retirement is an
+        // attestation beside the record, which the member's own writes
+        // cannot undo.
         let wrong = set_status(
             kv.as_ref(),
             "s1",
@@ -267,19 +342,40 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(retired.trusted_until, Some(42));
-        register(
-            kv.as_ref(),
-            &member(MemberStatus::Active, "http://c"),
-            0,
-            10,
+        kv.put(
+            "s1",
+            encode(&member(MemberStatus::Active, "http://c")).unwrap(),
         )
         .await
         .unwrap();
-        let record = stored(kv.as_ref()).await;
+        let now = effective(kv.as_ref(), "s1").await.unwrap().unwrap();
         assert_eq!(
-            (record.status, record.trusted_until),
-            (MemberStatus::Retired, Some(42))
+            (now.status, now.trusted_until, now.url.as_str()),
+            (MemberStatus::Retired, Some(42), "http://c")
         );
+        let back = set_status(
+            kv.as_ref(),
+            "s1",
+            &[MemberStatus::Retired],
+            MemberStatus::Active,
+            None,
+        )
+        .await;
+        assert!(matches!(back, Err(StatusError::State { .. })), "{back:?}");
+        // A revocation may still shorten a retirement.
+        let revoked = set_status(
+            kv.as_ref(),
+            "s1",
+            &[MemberStatus::Retired],
+            MemberStatus::Retired,
+            Some(7),
+        )
+        .await
+        .unwrap();
+        assert_eq!(revoked.trusted_until, Some(7));
+        let all = effective_all(kv.as_ref()).await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].trusted_until, Some(7));
         let unknown = set_status(
             kv.as_ref(),
             "nobody",

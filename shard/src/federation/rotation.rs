@@ -169,6 +169,13 @@ async fn rotate(
     while f.view.key(&kid).is_none() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    f.sealed
+        .signers()
+        .set_member(keyfed_federation::seal::EntrySigner::Member {
+            kid: kid.clone(),
+            key: key.clone(),
+            cert: Arc::new(der),
+        });
     s.own.store(Arc::new(OwnKey::new(shard, serial, key)));
     Ok(kid)
 }
