@@ -17,4 +17,7 @@ pub enum ViewError {
     /// runtime is shutting down).
     #[error("the federation view's follower for bucket {0} stopped during start-up")]
     Stopped(&'static str),
+    /// The trust anchor is unusable (the CA certificate's key).
+    #[error("the federation view's trust anchor: {0}")]
+    Trust(String),
 }

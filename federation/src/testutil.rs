@@ -133,3 +133,21 @@ pub(crate) fn claims(project: Option<ProjectId>, issued_at: i64, expires_at: i64
         shard_set: vec![],
     }
 }
+
+/// `raw` as an issuer holding `ca` writes it: entries sealed with the CA
+/// key, and checked under it.
+pub(crate) fn as_issuer(
+    raw: Arc<dyn Directory>,
+    ca: &keyfed_pki::FederationCa,
+) -> Arc<dyn Directory> {
+    crate::seal::SealedDirectory::wrap(
+        raw,
+        crate::seal::EntryCheck::new(Some(Arc::new(ca.cert().clone()))).unwrap(),
+        Arc::new(crate::seal::Signers::new(
+            None,
+            Some(crate::seal::EntrySigner::Ca(
+                ca.entry_signing_key().unwrap(),
+            )),
+        )),
+    )
+}

@@ -78,7 +78,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.validator.cache_stats(),
         state.validator.lookup_stats(),
         &state.view.revisions(),
-        state.sealed.refused(),
+        state.view.refused_entries(),
     );
     (
         [(

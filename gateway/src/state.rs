@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use keyfed_directory::Directory;
-use keyfed_federation::seal::{EntryCheck, SealedDirectory, Signers};
 use keyfed_federation::view::Trust;
 use keyfed_federation::{FederationView, Revocations, Validator};
 use keyfed_shared::federation::MemberStatus;
@@ -24,11 +23,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     /// The public URL (no trailing slash), for discovery and links.
     pub public_url: String,
-    /// The federation directory (names index writes and look-ups), its
-    /// signed entries checked (see [`keyfed_federation::seal`]).
+    /// The federation directory (names index writes and look-ups).
     pub directory: Arc<dyn Directory>,
-    /// The same directory, for its count of refused entries.
-    pub sealed: Arc<SealedDirectory>,
     /// Members, placement, pins and global data, followed live.
     pub view: Arc<FederationView>,
     /// Revocation events, followed live.
@@ -74,17 +70,9 @@ impl Gateway {
     /// Starts following the directory and builds the state. Returns even if
     /// the directory is unreachable (the gateway is then not ready).
     pub async fn start(config: GatewayConfig, directory: Arc<dyn Directory>) -> Result<AppState> {
-        let trust = trust(&config)?;
-        let ca = match &trust {
-            Trust::Ca(ca) => Some(ca.clone()),
-            Trust::Registry => None,
-        };
-        let check = EntryCheck::new(ca)
-            .map_err(|e| GatewayError::Internal(format!("trust.ca_cert: {e}")))?;
-        // A gateway signs nothing: it writes only the names index.
-        let sealed = SealedDirectory::wrap(directory, check, Arc::new(Signers::default()));
-        let directory: Arc<dyn Directory> = sealed.clone();
-        let view = FederationView::start_with_trust(directory.clone(), trust).await?;
+        // The view checks the signed entries it reads; the gateway itself
+        // reads and writes only unsigned ones (names, memberships).
+        let view = FederationView::start_with_trust(directory.clone(), trust(&config)?).await?;
         let revocations = Revocations::start(directory.clone());
         let validator = Validator::new(view.clone(), revocations.clone(), &config.validator);
         let mut http = reqwest::Client::builder()
@@ -106,7 +94,6 @@ impl Gateway {
             public_url: config.public_url(),
             config,
             directory,
-            sealed,
             view,
             revocations,
             validator,

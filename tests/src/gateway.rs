@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use keyfed_directory::testing::NatsServer;
-use keyfed_directory::{NatsConfig, NatsDirectory};
+use keyfed_directory::{Directory, NatsConfig, NatsDirectory};
 use keyfed_federation::view::Trust;
 use keyfed_federation::FederationView;
 use keyfed_gateway::config::{
@@ -43,7 +43,22 @@ pub struct TestCa {
     _dir: tempfile::TempDir,
 }
 
+/// `raw` as an issuer holding `ca` uses it: what it writes is sealed with
+/// the CA key (join and admin tokens, status attestations, member records)
+/// and what it reads is checked, as `keyfed` administration commands do.
+pub fn as_issuer(raw: Arc<dyn Directory>, ca: &FederationCa) -> anyhow::Result<Arc<dyn Directory>> {
+    use keyfed_federation::seal::{EntryCheck, EntrySigner, SealedDirectory, Signers};
+    let check = EntryCheck::new(Some(Arc::new(ca.cert().clone())))?;
+    let signers = Signers::new(None, Some(EntrySigner::Ca(ca.entry_signing_key()?)));
+    Ok(SealedDirectory::wrap(raw, check, Arc::new(signers)))
+}
+
 impl TestCa {
+    /// `raw` as an issuer of this CA uses it (see [`as_issuer`]).
+    pub fn issuer_directory(&self, raw: Arc<dyn Directory>) -> anyhow::Result<Arc<dyn Directory>> {
+        as_issuer(raw, &self.ca)
+    }
+
     /// Creates a CA valid for ten years.
     pub fn new() -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;

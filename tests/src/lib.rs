@@ -21,4 +21,4 @@ pub mod shard;
 pub mod through;
 pub mod tls;
 
-pub use through::Gateways;
+pub use through::{claims, Gateways};

@@ -161,3 +161,14 @@ pub fn metric_family_sum(text: &str, name: &str) -> f64 {
         .filter_map(|(_, value)| value.parse::<f64>().ok())
         .sum()
 }
+
+/// The claims of `token`, read without verification (to forge look-alikes
+/// in tests of what validators refuse).
+pub fn claims(token: &str) -> keyfed_shared::token::Claims {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not a keyfed token: {e}"))
+}

@@ -97,6 +97,9 @@ pub struct Federation {
     pub shards: Vec<String>,
     /// The embedded directory the members share.
     pub directory: Arc<dyn Directory>,
+    /// The same, as an issuer uses it (entries sealed with the CA key):
+    /// for tests that issue tokens or change statuses.
+    pub issuer: Arc<dyn Directory>,
     /// Its config (for members started later).
     pub directory_config: EmbeddedConfig,
     /// Where shard-1, an issuer, serves joins (`[trust] join_listen`).
@@ -212,9 +215,14 @@ pub async fn start(
             let _ = stopped.wait_for(|s| *s).await;
         },
     ));
+    let issuer = crate::gateway::as_issuer(
+        directory.clone(),
+        &keyfed_pki::FederationCa::load(&federation_ca.dir)?,
+    )?;
     let federation = Federation {
         gateway,
         shards,
+        issuer,
         directory,
         directory_config,
         join_url: format!("https://{join_addr}"),
@@ -268,7 +276,7 @@ pub async fn join_shard(
     c.trust.ca_key = None;
     c.bootstrap = None;
     c.validate()?;
-    let dir = fed.directory.as_ref();
+    let dir = fed.issuer.as_ref();
     let token = keyfed_federation::lifecycle::credentials::issue(
         dir,
         keyfed_pki::join_token::Purpose::Join,

@@ -124,7 +124,8 @@ async fn start_joined(
 async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
     let f = TestFederation::start_with(2, 2).await.unwrap();
     let admin = f.admin_token(0).await.unwrap();
-    let dir: Arc<dyn Directory> = Arc::new(NatsDirectory::connect(&f.directory).await.unwrap());
+    let raw: Arc<dyn Directory> = Arc::new(NatsDirectory::connect(&f.directory).await.unwrap());
+    let dir = f.ca.issuer_directory(raw).unwrap();
 
     // Tenants that exist before the join, and where they live.
     let mut before = BTreeMap::new();

@@ -36,7 +36,7 @@ async fn a_shard_joins_an_mtls_federation_and_is_served_over_mtls() -> anyhow::R
     let federation_ca = Pki::new(root.path(), "federation-ca")?;
     let public_ca = Pki::new(root.path(), "public-ca")?;
     let fed = start(root.path(), &federation_ca, &public_ca).await?;
-    let dir = fed.directory.as_ref();
+    let dir = fed.issuer.as_ref();
 
     // The joiner: the CA certificate, no TLS certificate, no CA key.
     let (listener, addr) = bind().await?;

@@ -33,16 +33,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use keyfed_directory::{Bucket, Directory, NatsDirectory};
 use keyfed_pki::signing_request;
 use keyfed_shared::federation::{Member, MemberCert, MemberStatus};
 use keyfed_shared::ids::{ProjectId, ShardId};
-use keyfed_shared::token::{Claims, Signer};
+use keyfed_shared::token::Signer;
 use keyfed_tests::cluster::Cluster;
 use keyfed_tests::gateway::TestCa;
 use keyfed_tests::keystone::Keystone;
-use keyfed_tests::Gateways;
+use keyfed_tests::{claims, Gateways};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -143,15 +142,6 @@ async fn get_project(f: &Cluster, g: usize, token: &str, p: &ProjectId) -> (u16,
     f.call(g, Method::GET, &format!("/v3/projects/{p}"), token, None)
         .await
         .unwrap()
-}
-
-/// `token`'s claims.
-fn claims(token: &str) -> Claims {
-    let payload = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 fn random_key() -> ed25519_dalek::SigningKey {

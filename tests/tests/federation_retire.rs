@@ -59,9 +59,12 @@ async fn read(http: &reqwest::Client, gw: &str, token: &str, id: &str) -> anyhow
     Ok(r.status().as_u16())
 }
 
+/// Member `id` as it stands: its record, with its status attestation.
 async fn member(fed: &keyfed_tests::tls::Federation, id: &str) -> anyhow::Result<Member> {
-    let entry = fed.directory.kv(Bucket::Members).get(id).await?;
-    Ok(serde_json::from_slice(&entry.context("no record")?.value)?)
+    let members = fed.issuer.kv(Bucket::Members);
+    keyfed_shard::federation::record::effective(members.as_ref(), id)
+        .await?
+        .context("no record")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -71,7 +74,7 @@ async fn retiring_a_member_cannot_race_a_creation_on_it() -> anyhow::Result<()> 
     let public_ca = Pki::new(root.path(), "public-ca")?;
     let fed = start(root.path(), &federation_ca, &public_ca).await?;
     let shard3 = join_shard(root.path(), &fed, &federation_ca, 3).await?;
-    let dir = fed.directory.as_ref();
+    let dir = fed.issuer.as_ref();
     let http = client(&public_ca.ca_file(), None)?;
     let gw = fed.gateway.clone();
     let token = login(&http, &gw).await?;
@@ -136,7 +139,7 @@ async fn a_retirement_under_load_never_misroutes_a_project() -> anyhow::Result<(
     let public_ca = Pki::new(root.path(), "public-ca")?;
     let fed = start(root.path(), &federation_ca, &public_ca).await?;
     let shard3 = join_shard(root.path(), &fed, &federation_ca, 3).await?;
-    let dir = fed.directory.as_ref();
+    let dir = fed.issuer.as_ref();
     let http = client(&public_ca.ca_file(), None)?;
     let gw = fed.gateway.clone();
     let token = login(&http, &gw).await?;

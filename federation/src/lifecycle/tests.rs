@@ -98,13 +98,14 @@ async fn admin_tokens_verify_until_revoked() {
 
 #[tokio::test]
 async fn an_admitted_shard_is_recorded_joining_and_trusted_by_ca_views() {
-    let (_tmp, dir) = embedded();
+    let (_tmp, raw) = embedded();
     let now = keyfed_shared::time::now_micros() / 1_000_000;
     let ca = FederationCa::generate("keyfed federation CA", now, 3650 * 86_400).unwrap();
     let view =
-        FederationView::start_with_trust(dir.clone(), Trust::Ca(Arc::new(ca.cert().clone())))
+        FederationView::start_with_trust(raw.clone(), Trust::Ca(Arc::new(ca.cert().clone())))
             .await
             .unwrap();
+    let dir = crate::testutil::as_issuer(raw, &ca);
     let token = issue(dir.as_ref(), Purpose::Join, now, 600).await.unwrap();
     let grant = admit(dir.as_ref(), &ca, &request("s3", &token), now, 86_400)
         .await

@@ -2,7 +2,8 @@
 //! and opens (verifies) what it reads, by the rules of [`super::policy`].
 //! Readers and writers above it see plain values; a stored value that
 //! fails its check is ignored — absent for `get`, left out of snapshots,
-//! skipped by watches — counted and logged.
+//! a deletion for watches (so a follower agrees with a fresh snapshot) —
+//! counted and logged.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -339,18 +340,15 @@ impl Kv for SealedKv {
         let stream = self.inner.watch_from(revision).await?;
         let sealing = self.sealing.clone();
         let bucket = self.bucket;
-        Ok(Box::pin(stream.filter_map(move |mut change| {
-            let opened = match &change.value {
-                None => true,
-                Some(stored) => match sealing.open(bucket, &change.key, stored) {
-                    Some(value) => {
-                        change.value = Some(value);
-                        true
-                    }
-                    None => false,
-                },
-            };
-            futures::future::ready(opened.then_some(change))
+        // A change that fails its check reads as a deletion: the bucket no
+        // longer holds a valid value for the key, exactly as a reader
+        // loading a snapshot now would find (and the revision still
+        // advances, so waiting for it never hangs).
+        Ok(Box::pin(stream.map(move |mut change| {
+            if let Some(stored) = &change.value {
+                change.value = sealing.open(bucket, &change.key, stored);
+            }
+            change
         })))
     }
 }

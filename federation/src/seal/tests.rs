@@ -168,8 +168,13 @@ async fn the_sealed_directory_ignores_forgeries_whoever_wrote_them() {
         .put("role/r2", Bytes::from_static(br#"{"id":"r2"}"#))
         .await
         .unwrap();
-    let next = watch.next().await.unwrap();
-    assert_eq!(next.key, "role/r2", "the forgery was skipped");
+    let forged = watch.next().await.unwrap();
+    assert_eq!(
+        (forged.key.as_str(), forged.value),
+        ("implied/member/admin", None),
+        "a watcher sees the forgery as no value"
+    );
+    assert_eq!(watch.next().await.unwrap().key, "role/r2");
     assert!(s1.refused() >= 2, "counted: {}", s1.refused());
     // A member can write its own record, not another's; only the CA
     // writes status attestations and join tokens.

@@ -44,6 +44,7 @@ pub use self::discovered::MemberLookup;
 use self::tables::{GlobalTable, MemberTable, Members, PinTable, Pins, Table};
 pub use self::trust::Trust;
 use crate::error::ViewError;
+use crate::seal::{EntryCheck, SealedDirectory, Signers};
 use crate::tasks::TaskGuard;
 
 /// The buckets the view follows, in the order of
@@ -112,6 +113,8 @@ pub struct FederationView {
     shared: Arc<Shared>,
     /// The members bucket, for direct look-ups of one member.
     members_kv: Arc<dyn Kv>,
+    /// The checked directory the view reads under a CA.
+    sealed: Option<Arc<SealedDirectory>>,
     _followers: TaskGuard,
 }
 
@@ -141,6 +144,21 @@ impl FederationView {
         dir: Arc<dyn Directory>,
         trust: Trust,
     ) -> Result<Arc<Self>, ViewError> {
+        // Under a CA every entry the view reads is checked (signed member
+        // records, status attestations and global data; see
+        // [`crate::seal`]); the view signs nothing.
+        let sealed = match &trust {
+            Trust::Ca(ca) => Some(SealedDirectory::wrap(
+                dir.clone(),
+                EntryCheck::new(Some(ca.clone())).map_err(|e| ViewError::Trust(e.to_string()))?,
+                Arc::new(Signers::default()),
+            )),
+            Trust::Registry => None,
+        };
+        let dir: Arc<dyn Directory> = match &sealed {
+            Some(sealed) => sealed.clone(),
+            None => dir,
+        };
         let shared = Arc::new(Shared {
             trust: trust.clone(),
             ..Shared::default()
@@ -182,6 +200,7 @@ impl FederationView {
         }
         Ok(Arc::new(Self {
             shared,
+            sealed,
             members_kv: dir.kv(Bucket::Members),
             _followers: followers,
         }))
@@ -270,6 +289,12 @@ impl FederationView {
         // The watch may have caught up (and the discovered key been
         // dropped) between the two reads above.
         self.shared.members.load().keys.get(kid).copied()
+    }
+
+    /// How many directory entries the view ignored for failing their
+    /// signature check (forged, moved or unsigned).
+    pub fn refused_entries(&self) -> u64 {
+        self.sealed.as_ref().map_or(0, |s| s.refused())
     }
 
     /// What member keys are trusted on.

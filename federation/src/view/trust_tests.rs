@@ -47,12 +47,14 @@ async fn view(
     Arc<dyn keyfed_directory::Directory>,
     Arc<FederationView>,
 ) {
-    let (tmp, dir) = embedded();
+    let (tmp, raw) = embedded();
     let trust = Trust::Ca(Arc::new(ca.cert().clone()));
-    let view = FederationView::start_with_trust(dir.clone(), trust)
+    let view = FederationView::start_with_trust(raw.clone(), trust)
         .await
         .unwrap();
-    (tmp, dir, view)
+    // The tests write as an issuer would: every entry sealed with the CA
+    // key (the view checks certificates on top of that).
+    (tmp, crate::testutil::as_issuer(raw, ca), view)
 }
 
 /// A certificate for `id` from a CA of the rogue's own making (same name

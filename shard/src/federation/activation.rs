@@ -38,7 +38,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::joining::{pin, PinError};
-use super::record::set_status;
+use super::record::activate;
 use crate::api::internal::ADMIN_TOKEN_HEADER;
 
 /// How long the admin call token used for the listings lives.
@@ -138,12 +138,9 @@ impl Activation {
         let _ = credentials::revoke(self.directory.as_ref(), &token, Purpose::Admin).await;
         let pinned = pinned?;
         self.wait_serving(http).await?;
-        set_status(
+        activate(
             self.directory.kv(Bucket::Members).as_ref(),
             self.me.as_str(),
-            &[MemberStatus::Joining],
-            MemberStatus::Active,
-            None,
         )
         .await
         .map_err(|e| e.to_string())?;

@@ -140,7 +140,11 @@ impl Federated {
             Some(d) => d,
             None => open(config).await?,
         };
-        let sealed = SealedDirectory::wrap(inner, identity.check.clone(), identity.signers.clone());
+        let sealed = SealedDirectory::wrap(
+            inner.clone(),
+            identity.check.clone(),
+            identity.signers.clone(),
+        );
         let directory: Arc<dyn Directory> = sealed.clone();
         let member = Member {
             id: ShardId::new(shard_id),
@@ -170,7 +174,9 @@ impl Federated {
             .await;
             tracing::info!(shard = %member.id, "member record registered");
         });
-        let view = FederationView::start_with_trust(directory.clone(), identity.trust)
+        // The view checks what it reads itself (it is given the raw
+        // directory, not this shard's sealing one).
+        let view = FederationView::start_with_trust(inner, identity.trust)
             .await
             .map_err(|e| ShardError::Federation(e.to_string()))?;
         let revocations = Revocations::start(directory.clone());

@@ -172,11 +172,7 @@ pub async fn set_status(
 ) -> Result<Member, StatusError> {
     let key = status_key(&ShardId::new(id));
     loop {
-        let entry = kv
-            .get(id)
-            .await?
-            .ok_or_else(|| StatusError::Unknown(id.to_owned()))?;
-        let mut member = decode(&entry.value)?;
+        let (mut member, _) = existing(kv, id).await?;
         let current = kv.get(&key).await?;
         let attested = match &current {
             Some(e) => Some(decode_attestation(&e.value)?),
@@ -214,6 +210,36 @@ pub async fn set_status(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// A joiner turning itself `active`: its own record's status, from
+/// `joining`, by compare-and-swap (a member writes only its own record;
+/// retirement and revocation are attestations, see [`set_status`]).
+pub async fn activate(kv: &dyn Kv, id: &str) -> Result<Member, StatusError> {
+    loop {
+        let (mut member, revision) = existing(kv, id).await?;
+        if member.status != MemberStatus::Joining {
+            return Err(StatusError::State {
+                id: id.to_owned(),
+                status: member.status,
+            });
+        }
+        member.status = MemberStatus::Active;
+        match kv.update(id, encode(&member)?, revision).await {
+            Ok(_) => return Ok(member),
+            Err(DirectoryError::WrongRevision) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Member `id`'s record and its revision.
+async fn existing(kv: &dyn Kv, id: &str) -> Result<(Member, u64), StatusError> {
+    let entry = kv
+        .get(id)
+        .await?
+        .ok_or_else(|| StatusError::Unknown(id.to_owned()))?;
+    Ok((decode(&entry.value)?, entry.revision))
 }
 
 fn decode_attestation(value: &[u8]) -> Result<StatusAttestation, DirectoryError> {

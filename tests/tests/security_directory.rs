@@ -1,0 +1,273 @@
+//! The directory is not an authority: entries whose forgery would grant
+//! power are signed, and what fails its check is ignored by every reader.
+//! Regression tests of the security review's findings, on processes (two
+//! shards, a gateway, a real nats-server), writing to NATS as an attacker
+//! would — with raw access, as if its permissions were bypassed:
+//!
+//! 1. an implied role `member → admin` written into the global bucket does
+//!    not make a member an admin (it did: users created, system admin
+//!    granted);
+//! 2. a join-token record of the attacker's making does not admit a rogue
+//!    shard (it did: a CA-signed certificate for an invented shard);
+//! 3. a revoked member cannot undo its revocation with its own keys: its
+//!    record rewritten `active` and a status attestation of its own
+//!    signing are ignored; its tokens stay refused (they validated again).
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use keyfed_directory::{Bucket, Directory, NatsDirectory};
+use keyfed_federation::seal::{EntrySigner, SealedDirectory, Signers};
+use keyfed_pki::join_token::{create, Purpose};
+use keyfed_pki::signing_request;
+use keyfed_shard::config::ShardConfig;
+use keyfed_shared::federation::{status_key, Member, MemberStatus, StatusAttestation};
+use keyfed_shared::ids::ShardId;
+use keyfed_shared::token::Signer;
+use keyfed_tests::cluster::Cluster;
+use keyfed_tests::{claims, Gateways};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const REFUSED: &str = "keyfed_gateway_directory_entries_refused";
+
+fn now() -> i64 {
+    keyfed_shared::time::now_micros() / 1_000_000
+}
+
+async fn created(f: &Cluster, admin: &str, path: &str, body: Value, kind: &str) -> String {
+    let (status, body) = f
+        .call(0, Method::POST, path, admin, Some(&body))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{path}: {body}");
+    body[kind]["id"].as_str().unwrap().to_owned()
+}
+
+async fn role_id(f: &Cluster, admin: &str, name: &str) -> String {
+    let (status, body) = f
+        .call(
+            0,
+            Method::GET,
+            &format!("/v3/roles?name={name}"),
+            admin,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["roles"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits until the gateway has applied `bucket` up to `revision`.
+async fn applied(f: &Cluster, bucket: &str, revision: u64) {
+    let metric = format!("keyfed_gateway_directory_revision{{bucket=\"{bucket}\"}}");
+    f.wait_for(
+        Duration::from_secs(20),
+        &format!("the gateway to apply {bucket} revision {revision}"),
+        || async {
+            f.metric_sum(0, &metric)
+                .await
+                .is_ok_and(|r| r >= revision as f64)
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// A fresh token like `like`, signed with `signer`.
+fn forge(signer: &Signer, like: &str) -> String {
+    let mut c = claims(like);
+    c.issued_at = keyfed_shared::time::now_micros();
+    signer.sign(&c).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_directory_entries_grant_nothing() {
+    let f = Cluster::builder()
+        .shards(2)
+        .gateways(1)
+        .start()
+        .await
+        .unwrap();
+    let admin = f.admin_token(0).await.unwrap();
+    let raw = NatsDirectory::connect(&f.directory).await.unwrap();
+
+    // A member of one project.
+    let project = created(
+        &f,
+        &admin,
+        "/v3/projects",
+        json!({"project": {"name": "sec-p", "domain_id": "default"}}),
+        "project",
+    )
+    .await;
+    let user = created(
+        &f,
+        &admin,
+        "/v3/users",
+        json!({"user": {"name": "sec-m", "password": "pw-sec-m-1", "domain_id": "default"}}),
+        "user",
+    )
+    .await;
+    let (member_role, admin_role) = (
+        role_id(&f, &admin, "member").await,
+        role_id(&f, &admin, "admin").await,
+    );
+    let grant = format!("/v3/projects/{project}/users/{user}/roles/{member_role}");
+    let (status, body) = f.call(0, Method::PUT, &grant, &admin, None).await.unwrap();
+    assert_eq!(status, 204, "{body}");
+    let member = f
+        .password_token(0, "sec-m", "pw-sec-m-1", Some("sec-p"))
+        .await
+        .unwrap();
+    let new_user = json!({"user": {"name": "sec-x", "domain_id": "default"}});
+    let (status, _) = f
+        .call(0, Method::POST, "/v3/users", &member, Some(&new_user))
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "a member creates no user");
+
+    // 1. member implies admin, written straight into NATS.
+    let refused_before = f.metric_sum(0, REFUSED).await.unwrap();
+    let rule = json!({"prior": member_role, "implied": admin_role});
+    let revision = raw
+        .kv(Bucket::Global)
+        .put(
+            &format!("implied/{member_role}/{admin_role}"),
+            Bytes::from(rule.to_string()),
+        )
+        .await
+        .unwrap();
+    applied(&f, "global", revision).await;
+    assert!(f.metric_sum(0, REFUSED).await.unwrap() > refused_before);
+    // Give the shards' mirrors the same time; then the member is still a
+    // member at the gateway and at the shard that answers the call.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = f
+        .call(0, Method::POST, "/v3/users", &member, Some(&new_user))
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "the forged implied role granted admin: {body}");
+    let system = format!("/v3/system/users/{user}/roles/{admin_role}");
+    let (status, _) = f
+        .call(0, Method::PUT, &system, &member, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "a member grants itself no system admin");
+    let (_, me) = f.validate_body(0, &admin, &member).await.unwrap();
+    let roles: Vec<&str> = me["token"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert!(!roles.contains(&"admin"), "{roles:?}");
+
+    // 2. A join token of the attacker's making admits no one.
+    let (token, id, record) = create(Purpose::Join, now(), 600);
+    raw.kv(Bucket::Credentials)
+        .put(
+            &format!("join/{id}"),
+            Bytes::from(serde_json::to_vec(&record).unwrap()),
+        )
+        .await
+        .unwrap();
+    let rogue_key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+    let join = json!({
+        "shard_id": "rogue", "csr": signing_request("rogue", &rogue_key).unwrap(),
+        "advertise_url": "http://127.0.0.1:9", "weight": 1, "join_token": token,
+    });
+    let answer = f
+        .http
+        .post(format!("{}/internal/v1/join", f.shards[0].url))
+        .json(&join)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status().as_u16(),
+        401,
+        "{}",
+        answer.text().await.unwrap()
+    );
+
+    // 3. shard-1 revoked; with its own keys it tries to come back.
+    let config = ShardConfig::load(&f.shards[1].config).unwrap();
+    let key = keyfed_shard::keys::load_or_create(&config.tokens.signing_key_file).unwrap();
+    let as_s1 = Signer::new("shard-1.1", key.clone());
+    assert_eq!(
+        f.validate(0, &admin, &forge(&as_s1, &admin)).await.unwrap(),
+        200,
+        "shard-1's signatures count before its revocation"
+    );
+    f.cli_ok(&["shard", "revoke", "shard-1"]).await.unwrap();
+    f.wait_for(
+        Duration::from_secs(15),
+        "shard-1's tokens refused",
+        || async { f.validate(0, &admin, &forge(&as_s1, &admin)).await.ok() == Some(404) },
+    )
+    .await
+    .unwrap();
+    // Its own credentials: its signing key and certificate (the harness
+    // makes founders issuers too; a revoked member holds no CA key).
+    let pem = std::fs::read_to_string(
+        config
+            .trust
+            .certificate_path(&config.tokens.signing_key_file),
+    )
+    .unwrap();
+    let own_key = EntrySigner::Member {
+        kid: "shard-1.1".into(),
+        key,
+        cert: Arc::new(keyfed_pki::pem_to_der(&pem).unwrap()),
+    };
+    let (check, _) = keyfed_shard::federation::identity::directory_seal(&config, now()).unwrap();
+    let own = Arc::new(Signers::new(Some(own_key.clone()), None));
+    let as_member = SealedDirectory::wrap(Arc::new(raw.clone()), check, own);
+    let members = as_member.kv(Bucket::Members);
+    let mut record: Member =
+        serde_json::from_slice(&members.get("shard-1").await.unwrap().unwrap().value).unwrap();
+    record.status = MemberStatus::Active;
+    record.trusted_until = None;
+    members
+        .put("shard-1", Bytes::from(serde_json::to_vec(&record).unwrap()))
+        .await
+        .unwrap();
+    let key_of = status_key(&ShardId::new("shard-1"));
+    let undo = StatusAttestation {
+        member: ShardId::new("shard-1"),
+        status: MemberStatus::Active,
+        trusted_until: None,
+        at: keyfed_shared::time::now_micros(),
+    };
+    let undo = Bytes::from(serde_json::to_vec(&undo).unwrap());
+    assert!(
+        members.put(&key_of, undo.clone()).await.is_err(),
+        "a member cannot sign a status attestation"
+    );
+    let self_signed = own_key
+        .seal(Bucket::Members, &key_of, &undo, now())
+        .unwrap();
+    let revision = raw
+        .kv(Bucket::Members)
+        .put(&key_of, Bytes::from(self_signed))
+        .await
+        .unwrap();
+    applied(&f, "members", revision).await;
+    for _ in 0..10 {
+        let fresh = forge(&as_s1, &admin);
+        assert_eq!(f.validate(0, &admin, &fresh).await.unwrap(), 404);
+        let (status, _) = f
+            .call(0, Method::POST, "/v3/users", &fresh, Some(&new_user))
+            .await
+            .unwrap();
+        assert_eq!(status, 401, "the revoked member's token was accepted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The gateway still holds the genuine revocation: an attestation never
+    // goes back, and the member's later record is signed after it.
+    assert!(f.metric_sum(0, REFUSED).await.unwrap() > refused_before + 1.0);
+}
