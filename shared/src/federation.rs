@@ -354,6 +354,7 @@ pub fn global_data(entries: impl IntoIterator<Item = GlobalEntity>) -> GlobalDat
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::ids::RoleId;
 
     #[test]
     fn global_entries_round_trip() {
@@ -369,6 +370,35 @@ mod tests {
         assert!(GlobalEntity::decode("galaxy/x", b"{}").is_err());
         let g = global_data([d]);
         assert_eq!(g.domain_name(&DomainId::new("default")), "Default");
+    }
+
+    #[test]
+    fn no_stored_rule_makes_a_role_imply_admin() {
+        let role = |id: &str, name: &str| {
+            GlobalEntity::Role(Role {
+                id: RoleId::new(id),
+                name: name.into(),
+                domain_id: None,
+                description: None,
+            })
+        };
+        let rule = |prior: &str, implied: &str| {
+            GlobalEntity::Implied(ImpliedRole {
+                prior: RoleId::new(prior),
+                implied: RoleId::new(implied),
+            })
+        };
+        let g = global_data([
+            role("a", "admin"),
+            role("m", "member"),
+            role("r", "reader"),
+            rule("a", "m"),
+            rule("m", "r"),
+            rule("r", "a"),
+        ]);
+        let ids = |v: Vec<RoleId>| v.into_iter().map(|r| r.to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(g.effective_roles([&RoleId::new("r")])), ["r"]);
+        assert_eq!(ids(g.effective_roles([&RoleId::new("a")])), ["a", "m", "r"]);
     }
 
     #[test]

@@ -9,6 +9,18 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+/// Roles no role may imply, as Keystone's `[assignment]
+/// prohibited_implied_role` default: the API refuses such an implication
+/// (403) and snapshots ignore one found in stored data, so no write that
+/// bypassed the API can make a role grant `admin`.
+pub const PROHIBITED_IMPLIED_ROLES: [&str; 1] = ["admin"];
+
+/// Whether `role` may not be implied by another (see
+/// [`PROHIBITED_IMPLIED_ROLES`]): a global role of such a name.
+pub fn is_prohibited_implied(role: &Role) -> bool {
+    role.domain_id.is_none() && PROHIBITED_IMPLIED_ROLES.contains(&role.name.as_str())
+}
+
 /// One consistent snapshot of global data.
 #[derive(Debug, Default)]
 pub struct GlobalData {
@@ -39,14 +51,19 @@ impl GlobalData {
         let (mut services, mut endpoints) = (services, endpoints);
         services.sort_by(|a, b| a.id.cmp(&b.id));
         endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+        let roles: HashMap<RoleId, Role> = roles.into_iter().map(|r| (r.id.clone(), r)).collect();
         let mut implied: HashMap<RoleId, Vec<RoleId>> = HashMap::new();
         for r in rules {
+            // Never written through the API; ignored wherever it came from.
+            if roles.get(&r.implied).is_some_and(is_prohibited_implied) {
+                continue;
+            }
             implied.entry(r.prior).or_default().push(r.implied);
         }
         let catalog = Arc::new(build_catalog(&services, &endpoints));
         Self {
             domains: domains.into_iter().map(|d| (d.id.clone(), d)).collect(),
-            roles: roles.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            roles,
             implied,
             regions,
             services,

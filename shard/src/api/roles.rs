@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use keyfed_shared::error::ApiError;
+use keyfed_shared::error::{ApiError, ErrorKind};
 use keyfed_shared::federation::GlobalEntity;
 use keyfed_shared::ids::{DomainId, RoleId, MAX_ID_LEN};
 use keyfed_shared::model::{ImpliedRole, Role};
@@ -191,6 +191,13 @@ async fn add_implied(
 ) -> Result<Response> {
     caller.require_admin()?;
     let (prior, implied) = implication(&state, &prior, &implied)?;
+    if keyfed_shared::global::is_prohibited_implied(&implied) {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            format!("{} cannot be an implied roles.", implied.id),
+        )
+        .into());
+    }
     // Refuse cycles: `implied` must not already (transitively) imply `prior`.
     if state
         .global()

@@ -775,16 +775,28 @@ async fn nul_bytes_and_region_cycles_are_client_errors() {
         .await;
     assert_keystone_error(&r, 400);
     let reader = t.state.global().role_by_name("reader").unwrap().id.clone();
+    let member = t.state.global().role_by_name("member").unwrap().id.clone();
     let admin_role = t.state.global().role_by_name("admin").unwrap().id.clone();
+    // A cycle (member already implies reader) is a conflict…
     let r = t
         .call(
             Method::PUT,
-            &format!("/v3/roles/{reader}/implies/{admin_role}"),
+            &format!("/v3/roles/{reader}/implies/{member}"),
             Some(&admin),
             None,
         )
         .await;
     assert_keystone_error(&r, 409);
+    // …and no role may imply admin, as Keystone's prohibited_implied_role.
+    let r = t
+        .call(
+            Method::PUT,
+            &format!("/v3/roles/{member}/implies/{admin_role}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_keystone_error(&r, 403);
 }
 
 #[tokio::test]
