@@ -43,6 +43,7 @@ pub struct Metrics {
     validations: Family<OutcomeLabels, Counter>,
     directory_revision: Family<BucketLabels, Gauge>,
     revocation_subjects: Gauge,
+    directory_entries_refused: Gauge,
 }
 
 impl Default for Metrics {
@@ -93,8 +94,15 @@ impl Metrics {
             "Revocation subjects received from the federation",
             revocation_subjects.clone(),
         );
+        let directory_entries_refused = Gauge::default();
+        registry.register(
+            "directory_entries_refused",
+            "Directory entries ignored because their signature check failed (forged or misplaced)",
+            directory_entries_refused.clone(),
+        );
         Self {
             registry,
+            directory_entries_refused,
             requests,
             latency,
             store_errors,
@@ -142,6 +150,12 @@ impl Metrics {
     /// Sets the number of federation revocation subjects held.
     pub fn set_revocation_subjects(&self, n: usize) {
         self.revocation_subjects
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the number of directory entries refused so far.
+    pub fn set_directory_entries_refused(&self, n: u64) {
+        self.directory_entries_refused
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 

@@ -50,6 +50,9 @@ async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResp
                 .set_directory_revision(r.bucket.name(), r.revision);
         }
         state.metrics.set_revocation_subjects(f.revocations.len());
+        state
+            .metrics
+            .set_directory_entries_refused(f.view.refused_entries() + f.sealed.refused());
     }
     (
         [(
