@@ -101,6 +101,12 @@ pub fn ca_sign_shard(
 
 /// Opens the directory a shard config names.
 pub async fn open_directory(config: &Path) -> anyhow::Result<Arc<dyn Directory>> {
+    Ok(open_sealed(config).await?)
+}
+
+/// Opens the directory a shard config names, sealing and checking entries
+/// as that shard's administrator (see `keyfed_federation::seal`).
+pub async fn open_sealed(config: &Path) -> anyhow::Result<Arc<SealedDirectory>> {
     let config = ShardConfig::load(config)?;
     let federation = config
         .federation
@@ -210,8 +216,8 @@ pub async fn retire(config_path: &Path, id: &str) -> anyhow::Result<()> {
 
 /// `keyfed shard revoke`: distrusts a member's keys at once.
 pub async fn revoke(config_path: &Path, id: &str) -> anyhow::Result<()> {
-    let dir = open_directory(config_path).await?;
-    admin::revoke(dir.as_ref(), &ShardId::new(id)).await?;
+    let dir = open_sealed(config_path).await?;
+    admin::revoke(&dir, &ShardId::new(id)).await?;
     println!("{id} revoked: its tokens are refused by every member within seconds");
     Ok(())
 }

@@ -142,6 +142,13 @@ pub struct StatusAttestation {
     pub trusted_until: Option<i64>,
     /// When it was decided, unix microseconds (orders attestations).
     pub at: i64,
+    /// A revocation (`keyfed shard revoke`): the member is compromised or
+    /// lost, so no signature of its keys counts any more, whenever it
+    /// claims to have been made (what it wrote before is re-signed by the
+    /// issuer that revokes it). A plain retirement trusts what it signed
+    /// before its `trusted_until`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoked: bool,
 }
 
 impl StatusAttestation {
@@ -155,6 +162,7 @@ impl StatusAttestation {
         }
         self.status == MemberStatus::Retired
             && self.trusted_until.unwrap_or(i64::MAX) <= current.trusted_until.unwrap_or(i64::MAX)
+            && (self.revoked || !current.revoked)
     }
 
     /// `record` with this attestation's status applied.
@@ -166,6 +174,13 @@ impl StatusAttestation {
             }
             MemberStatus::Joining | MemberStatus::Active => {}
         }
+    }
+
+    /// Whether a signature of the member made at `at` (unix seconds) is
+    /// refused: any, once revoked; from its `trusted_until` on, once
+    /// retired.
+    pub fn refuses(&self, at: i64) -> bool {
+        self.revoked || self.trusted_until().is_some_and(|until| at >= until)
     }
 
     /// Until when (unix seconds) the member's signatures are trusted:

@@ -194,7 +194,26 @@ async fn forged_directory_entries_grant_nothing() {
         answer.text().await.unwrap()
     );
 
-    // 3. shard-1 revoked; with its own keys it tries to come back.
+    // 3. shard-1 revoked; with its own keys it tries to come back. Roles
+    //    created before through the gateway, some of them written (and
+    //    signed) by shard-1, outlive its revocation.
+    let mut roles = Vec::new();
+    for i in 0..4 {
+        let body = json!({"role": {"name": format!("sec-role-{i}")}});
+        roles.push(created(&f, &admin, "/v3/roles", body, "role").await);
+    }
+    let mut by_s1 = 0;
+    for id in &roles {
+        let stored = raw
+            .kv(Bucket::Global)
+            .get(&format!("role/{id}"))
+            .await
+            .unwrap()
+            .unwrap();
+        let envelope: Value = serde_json::from_slice(&stored.value).unwrap();
+        by_s1 += usize::from(envelope["signer"] == "shard-1.1");
+    }
+    assert!(by_s1 >= 1, "no role was written by shard-1");
     let config = ShardConfig::load(&f.shards[1].config).unwrap();
     let key = keyfed_shard::keys::load_or_create(&config.tokens.signing_key_file).unwrap();
     let as_s1 = Signer::new("shard-1.1", key.clone());
@@ -242,6 +261,7 @@ async fn forged_directory_entries_grant_nothing() {
         status: MemberStatus::Active,
         trusted_until: None,
         at: keyfed_shared::time::now_micros(),
+        revoked: false,
     };
     let undo = Bytes::from(serde_json::to_vec(&undo).unwrap());
     assert!(
@@ -270,4 +290,35 @@ async fn forged_directory_entries_grant_nothing() {
     // The gateway still holds the genuine revocation: an attestation never
     // goes back, and the member's later record is signed after it.
     assert!(f.metric_sum(0, REFUSED).await.unwrap() > refused_before + 1.0);
+    // What shard-1 wrote while trusted stays (its issuer signed it again);
+    // what it signs now, even dated before its revocation, does not count.
+    for id in &roles {
+        let (status, body) = f
+            .call(0, Method::GET, &format!("/v3/roles/{id}"), &admin, None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "role {id} lost with its writer: {body}");
+    }
+    let backdated = own_key
+        .seal(
+            Bucket::Global,
+            "role/sec-backdated",
+            br#"{"id":"sec-backdated","name":"sec-backdated"}"#,
+            now() - 3_600,
+        )
+        .unwrap();
+    let revision = raw
+        .kv(Bucket::Global)
+        .put("role/sec-backdated", Bytes::from(backdated))
+        .await
+        .unwrap();
+    applied(&f, "global", revision).await;
+    let (status, _) = f
+        .call(0, Method::GET, "/v3/roles/sec-backdated", &admin, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        status, 404,
+        "a backdated signature of a revoked member counted"
+    );
 }

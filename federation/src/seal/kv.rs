@@ -141,13 +141,11 @@ impl Sealing {
                 .attestations
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let until = attestations
-                .get(&ShardId::new(id.as_str()))
-                .and_then(StatusAttestation::trusted_until);
-            if let Some(until) = until.filter(|until| at >= until) {
+            let attestation = attestations.get(&ShardId::new(id.as_str()));
+            if let Some(a) = attestation.filter(|a| a.refuses(*at)) {
                 return Err(SealError::Revoked {
                     id: id.clone(),
-                    until,
+                    until: a.trusted_until.unwrap_or_default(),
                 });
             }
         }
@@ -229,6 +227,37 @@ impl SealedDirectory {
     /// How many stored entries were ignored for failing their check.
     pub fn refused(&self) -> u64 {
         self.sealing.refused.load(Ordering::Relaxed)
+    }
+
+    /// Signs again, with this directory's own signers, every stored entry
+    /// that `member` signed and that still verifies (by compare-and-swap,
+    /// so a concurrent change wins): before a revocation makes all of
+    /// `member`'s signatures void, what it wrote while trusted is kept.
+    /// Returns how many entries were signed again.
+    pub async fn reseal(&self, member: &str) -> Result<usize> {
+        let mut count = 0;
+        for bucket in [Bucket::Members, Bucket::Global, Bucket::Credentials] {
+            let raw = self.inner.kv(bucket);
+            for (key, entry) in raw.snapshot("").await?.entries {
+                let signed_by_member = matches!(
+                    self.sealing.check.open(bucket, &key, &entry.value, now()),
+                    Ok((_, SignedBy::Member { ref id, .. })) if id == member
+                );
+                if !signed_by_member {
+                    continue;
+                }
+                let Some(value) = self.sealing.open(bucket, &key, &entry.value) else {
+                    continue;
+                };
+                let sealed = self.sealing.seal(bucket, &key, value)?;
+                match raw.update(&key, sealed, entry.revision).await {
+                    Ok(_) => count += 1,
+                    Err(DirectoryError::WrongRevision | DirectoryError::NotFound) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(count)
     }
 
     /// The signers, to hand a rotated key to.

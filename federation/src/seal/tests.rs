@@ -127,6 +127,7 @@ fn attestation(id: &str, status: MemberStatus, until: Option<i64>) -> Bytes {
             status,
             trusted_until: until,
             at: now_micros(),
+            revoked: false,
         })
         .unwrap(),
     )
@@ -241,4 +242,66 @@ async fn the_sealed_directory_ignores_forgeries_whoever_wrote_them() {
         .await
         .unwrap()
         .is_none());
+}
+
+#[tokio::test]
+async fn a_revoked_member_signs_nothing_and_what_it_wrote_is_kept() {
+    let ca = ca();
+    let (_tmp, raw) = embedded();
+    let s1_signer = member(&ca, "s1");
+    let s1 = SealedDirectory::wrap(
+        raw.clone(),
+        check(&ca),
+        Arc::new(Signers::new(Some(s1_signer.clone()), None)),
+    );
+    let issuer = SealedDirectory::wrap(
+        raw.clone(),
+        check(&ca),
+        Arc::new(Signers::new(Some(member(&ca, "s2")), Some(ca_signer(&ca)))),
+    );
+    s1.kv(Bucket::Global)
+        .create("role/r1", Bytes::from_static(ROLE))
+        .await
+        .unwrap();
+    s1.kv(Bucket::Members)
+        .put("s1", Bytes::from_static(br#"{"id":"s1"}"#))
+        .await
+        .unwrap();
+    // The revoking issuer signs again what s1 wrote, then revokes it.
+    assert_eq!(issuer.reseal("s1").await.unwrap(), 2);
+    let mut revoked: StatusAttestation =
+        serde_json::from_slice(&attestation("s1", MemberStatus::Retired, Some(now()))).unwrap();
+    revoked.revoked = true;
+    issuer
+        .kv(Bucket::Members)
+        .put(
+            &status_key(&ShardId::new("s1")),
+            Bytes::from(serde_json::to_vec(&revoked).unwrap()),
+        )
+        .await
+        .unwrap();
+    // A fresh reader: what s1 wrote is kept; what it signs now, even
+    // claiming an earlier time, is refused.
+    let reader = SealedDirectory::wrap(raw.clone(), check(&ca), Arc::new(Signers::default()));
+    let global = reader.kv(Bucket::Global);
+    assert_eq!(global.get("role/r1").await.unwrap().unwrap().value, ROLE);
+    assert!(reader
+        .kv(Bucket::Members)
+        .get("s1")
+        .await
+        .unwrap()
+        .is_some());
+    let backdated = s1_signer
+        .seal(Bucket::Global, "role/r9", br#"{"id":"r9"}"#, now() - 3_600)
+        .unwrap();
+    raw.kv(Bucket::Global)
+        .put("role/r9", Bytes::from(backdated))
+        .await
+        .unwrap();
+    assert!(global.get("role/r9").await.unwrap().is_none());
+    // A revocation never turns back into a retirement or activity.
+    let mut softer = revoked.clone();
+    softer.at += 1;
+    softer.revoked = false;
+    assert!(!softer.supersedes(&revoked));
 }

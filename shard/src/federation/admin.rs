@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use keyfed_directory::{Bucket, Directory, DirectoryError};
 use keyfed_federation::lifecycle::credentials;
+use keyfed_federation::seal::SealedDirectory;
 use keyfed_pki::join_token::Purpose;
 use keyfed_shared::federation::{Member, MemberStatus};
 use keyfed_shared::ids::ShardId;
@@ -188,6 +189,7 @@ pub async fn retire(
             &active,
             MemberStatus::Retiring,
             None,
+            false,
         )
         .await;
         if let Err(e) = flipped {
@@ -208,6 +210,7 @@ pub async fn retire(
                 &back,
                 MemberStatus::Active,
                 None,
+                false,
             )
             .await?;
             reopen(http, &m, &token).await;
@@ -220,6 +223,7 @@ pub async fn retire(
             &[MemberStatus::Retiring],
             MemberStatus::Retired,
             Some(until),
+            false,
         )
         .await?;
         tracing::info!(shard = %id, trusted_until = until, "member retired");
@@ -234,7 +238,14 @@ pub async fn retire(
 /// recheck (≤ 5 s) — and the ring no longer places anything on it. Unlike
 /// [`retire`] it does not wait for the member to be empty: tenants it owns
 /// are unreachable until restored elsewhere.
-pub async fn revoke(dir: &dyn Directory, id: &ShardId) -> Result<Member, StatusError> {
+///
+/// From then on no signature of its keys counts, whenever it claims to
+/// have been made; so first the entries it signed while trusted (its
+/// record, global data, tokens) are signed again by this issuer, and what
+/// it wrote before stays.
+pub async fn revoke(dir: &SealedDirectory, id: &ShardId) -> Result<Member, StatusError> {
+    let resealed = dir.reseal(id.as_str()).await?;
+    tracing::info!(shard = %id, resealed, "entries the revoked member signed are signed again");
     let any = [
         MemberStatus::Joining,
         MemberStatus::Active,
@@ -248,6 +259,7 @@ pub async fn revoke(dir: &dyn Directory, id: &ShardId) -> Result<Member, StatusE
         &any,
         MemberStatus::Retired,
         Some(now()),
+        true,
     )
     .await?;
     tracing::warn!(shard = %id, "member revoked: its keys are no longer trusted");

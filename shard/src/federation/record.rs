@@ -157,7 +157,8 @@ pub enum StatusError {
     Directory(#[from] DirectoryError),
 }
 
-/// Sets member `id`'s status to `to` (and `trusted_until`) if it is one of
+/// Sets member `id`'s status to `to` (and `trusted_until`; `revoked` for
+/// a revocation, see [`StatusAttestation::revoked`]) if it is one of
 /// `from`: a status attestation (`status/<id>`), signed with the
 /// federation CA key by the sealed directory — so only an issuer can
 /// retire or revoke, and the member, which writes only its own record,
@@ -169,6 +170,7 @@ pub async fn set_status(
     from: &[MemberStatus],
     to: MemberStatus,
     trusted_until: Option<i64>,
+    revoked: bool,
 ) -> Result<Member, StatusError> {
     let key = status_key(&ShardId::new(id));
     loop {
@@ -186,6 +188,7 @@ pub async fn set_status(
             status: to,
             trusted_until,
             at: now_micros().max(attested.as_ref().map_or(0, |a| a.at + 1)),
+            revoked,
         };
         let forward = attested.as_ref().is_none_or(|a| attestation.supersedes(a));
         if !from.contains(&member.status) || !forward {
@@ -355,6 +358,7 @@ mod tests {
             &[MemberStatus::Active],
             MemberStatus::Retired,
             None,
+            false,
         )
         .await;
         assert!(matches!(wrong, Err(StatusError::State { .. })), "{wrong:?}");
@@ -364,6 +368,7 @@ mod tests {
             &[MemberStatus::Joining],
             MemberStatus::Retired,
             Some(42),
+            false,
         )
         .await
         .unwrap();
@@ -385,6 +390,7 @@ mod tests {
             &[MemberStatus::Retired],
             MemberStatus::Active,
             None,
+            false,
         )
         .await;
         assert!(matches!(back, Err(StatusError::State { .. })), "{back:?}");
@@ -395,6 +401,7 @@ mod tests {
             &[MemberStatus::Retired],
             MemberStatus::Retired,
             Some(7),
+            false,
         )
         .await
         .unwrap();
@@ -408,6 +415,7 @@ mod tests {
             &[MemberStatus::Active],
             MemberStatus::Retired,
             None,
+            false,
         )
         .await;
         assert!(
