@@ -262,13 +262,25 @@ mod tests {
         );
 
         let config = tmp.path().join("shard.toml");
-        let text = format!(
-            "[server]\ninsecure_plain_http = true\n[trust]\nca_cert = {:?}\n\
-             [federation]\nadvertise_url = \"http://127.0.0.1:1\"\n[federation.embedded]\npath = {:?}\n",
-            ca_dir.join(keyfed_pki::ca::CA_CERT_FILE),
-            tmp.path().join("dir")
-        );
-        std::fs::write(&config, text).unwrap();
+        let text = |ca_key: bool| {
+            format!(
+                "[server]\ninsecure_plain_http = true\n[trust]\nca_cert = {:?}\n{}\
+                 [federation]\nadvertise_url = \"http://127.0.0.1:1\"\n[federation.embedded]\npath = {:?}\n",
+                ca_dir.join(keyfed_pki::ca::CA_CERT_FILE),
+                if ca_key {
+                    format!("ca_key = {:?}\n", ca_dir.join(keyfed_pki::ca::CA_KEY_FILE))
+                } else {
+                    String::new()
+                },
+                tmp.path().join("dir")
+            )
+        };
+        // Join tokens are signed with the CA key: only an issuer's config
+        // creates them.
+        std::fs::write(&config, text(false)).unwrap();
+        let refused = join_token_create(&config, "10m").await.unwrap_err();
+        assert!(refused.to_string().contains("CA key"), "{refused}");
+        std::fs::write(&config, text(true)).unwrap();
         assert!(join_token_create(&config, "2d").await.is_err());
         assert!(join_token_create(&config, "soon").await.is_err());
         let dir = open_directory(&config).await.unwrap();

@@ -113,8 +113,9 @@ pub struct FederationView {
     shared: Arc<Shared>,
     /// The members bucket, for direct look-ups of one member.
     members_kv: Arc<dyn Kv>,
-    /// The checked directory the view reads under a CA.
-    sealed: Option<Arc<SealedDirectory>>,
+    /// The directory the view reads, checking (under a CA) or unwrapping
+    /// sealed entries.
+    sealed: Arc<SealedDirectory>,
     _followers: TaskGuard,
 }
 
@@ -146,19 +147,18 @@ impl FederationView {
     ) -> Result<Arc<Self>, ViewError> {
         // Under a CA every entry the view reads is checked (signed member
         // records, status attestations and global data; see
-        // [`crate::seal`]); the view signs nothing.
-        let sealed = match &trust {
-            Trust::Ca(ca) => Some(SealedDirectory::wrap(
-                dir.clone(),
-                EntryCheck::new(Some(ca.clone())).map_err(|e| ViewError::Trust(e.to_string()))?,
-                Arc::new(Signers::default()),
-            )),
+        // [`crate::seal`]); without one, sealed entries are only unwrapped.
+        // The view signs nothing.
+        let ca = match &trust {
+            Trust::Ca(ca) => Some(ca.clone()),
             Trust::Registry => None,
         };
-        let dir: Arc<dyn Directory> = match &sealed {
-            Some(sealed) => sealed.clone(),
-            None => dir,
-        };
+        let sealed = SealedDirectory::wrap(
+            dir,
+            EntryCheck::new(ca).map_err(|e| ViewError::Trust(e.to_string()))?,
+            Arc::new(Signers::default()),
+        );
+        let dir: Arc<dyn Directory> = sealed.clone();
         let shared = Arc::new(Shared {
             trust: trust.clone(),
             ..Shared::default()
@@ -294,7 +294,7 @@ impl FederationView {
     /// How many directory entries the view ignored for failing their
     /// signature check (forged, moved or unsigned).
     pub fn refused_entries(&self) -> u64 {
-        self.sealed.as_ref().map_or(0, |s| s.refused())
+        self.sealed.refused()
     }
 
     /// What member keys are trusted on.
