@@ -182,7 +182,11 @@ async fn authorized(
 
 /// Refuses a domain-specific role outside its domain, as Keystone does:
 /// 403 on a project (or domain) of another domain, 400 on the system.
-fn check_role_domain(resolved: &policy::Target, target: &Target) -> Result<(), ApiError> {
+fn check_role_domain(
+    resolved: &policy::Target,
+    target: &Target,
+    role: &str,
+) -> Result<(), ApiError> {
     let Some(role_domain) = resolved.role.as_ref().and_then(|r| r.domain_id.as_ref()) else {
         return Ok(());
     };
@@ -190,9 +194,9 @@ fn check_role_domain(resolved: &policy::Target, target: &Target) -> Result<(), A
         (Target::Project(p), Some(project)) => ("Project", p.as_str(), &project.domain_id),
         (Target::Domain(d), _) => ("Domain", d.as_str(), d),
         _ => {
-            return Err(ApiError::validation(
-                "Unable to use a domain-specific role in a system assignment.",
-            ))
+            return Err(ApiError::validation(format!(
+                "Role {role} is a domain-specific role. Unable to use a domain-specific role in a system assignment."
+            )))
         }
     };
     if domain == role_domain {
@@ -200,7 +204,7 @@ fn check_role_domain(resolved: &policy::Target, target: &Target) -> Result<(), A
     }
     Err(ApiError::new(
         ErrorKind::Forbidden,
-        format!("{kind} {id} must be in the same domain as the role being assigned."),
+        format!("{kind} {id} must be in the same domain as the role {role} being assigned."),
     ))
 }
 
@@ -227,7 +231,7 @@ async fn grant(
     }
     let resolved = resolve(&state, &target, Some(&user), Some(&role)).await;
     let resolved = caller.authorize_found(op, resolved, Clone::clone)?;
-    check_role_domain(&resolved, &target)?;
+    check_role_domain(&resolved, &target, &role)?;
     let a = Assignment {
         user_id,
         target,

@@ -74,7 +74,8 @@ fn check_enabled(state: &AppState, user: &User) -> Result<()> {
 }
 
 /// Role ids directly assigned to `user` on `target` (validators expand
-/// implied roles from global data).
+/// implied roles from global data); none when they imply no global role, so
+/// a domain-specific role implying nothing grants no access, as in Keystone.
 async fn roles_on(
     state: &AppState,
     user: &User,
@@ -91,6 +92,9 @@ async fn roles_on(
     let mut roles: Vec<_> = direct.into_iter().map(|a| a.role_id).collect();
     roles.sort();
     roles.dedup();
+    if state.global().token_roles(&roles).is_empty() {
+        roles.clear();
+    }
     Ok(roles)
 }
 

@@ -11,6 +11,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+mod domain_roles;
+
 struct TestApp {
     app: Router,
     state: AppState,
