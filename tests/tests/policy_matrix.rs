@@ -6,8 +6,8 @@
 //!
 //! Personas, in column order: system admin and reader; admin, manager,
 //! member and reader of domain `d2` (domain-scoped); admin, manager,
-//! member and reader of project `p2` in `d2` (project-scoped); a user of
-//! `d2` with no role (unscoped).
+//! member and reader of project `p2` in `d2` (project-scoped); a service
+//! (role `service` on `p2`); a user of `d2` with no role (unscoped).
 //!
 //! Needs `KEYFED_TEST_PG`, `KEYFED_PYVENV`, a nats-server and the `keyfed`
 //! binary: run through `scripts/test`.
@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 const PASSWORD: &str = "policy-secret-1";
 
 /// (name, role, scope) per column.
-const PERSONAS: [(&str, &str, Scope); 11] = [
+const PERSONAS: [(&str, &str, Scope); 12] = [
     ("sa", "admin", Scope::System),
     ("sr", "reader", Scope::System),
     ("da", "admin", Scope::Domain),
@@ -35,6 +35,7 @@ const PERSONAS: [(&str, &str, Scope); 11] = [
     ("pm", "manager", Scope::Project),
     ("pme", "member", Scope::Project),
     ("pr", "reader", Scope::Project),
+    ("svc", "service", Scope::Project),
     ("none", "", Scope::Unscoped),
 ];
 
@@ -47,7 +48,7 @@ enum Scope {
 }
 
 /// The statuses per persona, in [`PERSONAS`] order.
-type Expect = [u16; 11];
+type Expect = [u16; 12];
 
 /// `ok` for the personas named in `who`, `no` (403) for the others.
 fn only(who: &[&str], ok: u16) -> Expect {
@@ -60,10 +61,15 @@ const ANY_ADMIN: &[&str] = &["sa", "da", "pa"];
 const ANY_ADMIN_AND_SYSTEM_READER: &[&str] = &["sa", "sr", "da", "pa"];
 const DOMAIN_READERS: &[&str] = &["sa", "sr", "da", "dm", "dme", "dr", "pa"];
 const DOMAIN_MANAGERS: &[&str] = &["sa", "da", "dm", "pa"];
-const EVERYONE_SCOPED: &[&str] = &["sa", "sr", "da", "dm", "dme", "dr", "pa", "pm", "pme", "pr"];
-const EVERYONE: &[&str] = &[
-    "sa", "sr", "da", "dm", "dme", "dr", "pa", "pm", "pme", "pr", "none",
+const EVERYONE_SCOPED: &[&str] = &[
+    "sa", "sr", "da", "dm", "dme", "dr", "pa", "pm", "pme", "pr", "svc",
 ];
+const EVERYONE: &[&str] = &[
+    "sa", "sr", "da", "dm", "dme", "dr", "pa", "pm", "pme", "pr", "svc", "none",
+];
+
+/// Who validates another user's token: admins, system readers, services.
+const VALIDATORS: &[&str] = &["sa", "sr", "da", "pa", "svc"];
 
 /// One request: method, path and body templates, and the expected statuses.
 /// `{n}` is the persona's name (for unique names), `{self}` its user id;
@@ -185,6 +191,11 @@ async fn call(
     f.call(0, method, path, token, body).await.unwrap()
 }
 
+/// A new unscoped token of user `id`.
+async fn fresh_token(f: &Cluster, id: &str) -> String {
+    token(f, id, None).await.0
+}
+
 async fn created(f: &Cluster, token: &str, path: &str, body: Value, key: &str) -> String {
     let (status, body) = call(f, Method::POST, path, token, Some(&body)).await;
     assert_eq!(status, 201, "POST {path}: {body}");
@@ -268,7 +279,7 @@ async fn world() -> World {
         .unwrap()
         .to_owned();
     let mut roles = HashMap::new();
-    for name in ["admin", "manager", "member", "reader"] {
+    for name in ["admin", "manager", "member", "reader", "service"] {
         roles.insert(name, role_id(&f, &admin, name).await);
     }
 
@@ -342,23 +353,47 @@ async fn every_persona_gets_keystones_answer_for_every_operation(w: &World) {
             }
         }
     }
-    // Token validation: one's own token, and another user's (the admin's).
-    for p in &w.personas {
-        let own = w.f.validate(0, &p.token, &p.token).await.unwrap();
-        let other = w.f.validate(0, &p.token, &w.admin).await.unwrap();
-        let may_other = ANY_ADMIN_AND_SYSTEM_READER.contains(&p.name);
-        for (what, status, expected) in [
-            ("own", own, 200),
-            ("other", other, if may_other { 200 } else { 403 }),
-        ] {
+    // Tokens: validating (GET) one's own and another's (the admin's),
+    // checking (HEAD) another's, revoking another's (a fresh one of the
+    // victim's each time).
+    let victim = &w.fixtures.values["victim"];
+    for (column, p) in w.personas.iter().enumerate() {
+        let others = fresh_token(&w.f, victim).await;
+        let cells = [
+            ("GET own", Method::GET, &p.token, only(EVERYONE, 200)),
+            (
+                "GET another's",
+                Method::GET,
+                &w.admin,
+                only(VALIDATORS, 200),
+            ),
+            (
+                "HEAD another's",
+                Method::HEAD,
+                &w.admin,
+                only(ANY_ADMIN_AND_SYSTEM_READER, 200),
+            ),
+            (
+                "DELETE another's",
+                Method::DELETE,
+                &others,
+                only(ANY_ADMIN, 204),
+            ),
+        ];
+        for (what, method, subject, expect) in cells {
+            let status =
+                w.f.token_request(0, method, &p.token, subject)
+                    .await
+                    .unwrap();
+            let expected = expect[column];
+            requests += 1;
             if status != expected {
                 wrong.push(format!(
-                    "validate {what} token as {}: {status}, Keystone {expected}",
+                    "{what} token as {}: {status}, Keystone {expected}",
                     p.name
                 ));
             }
         }
-        requests += 2;
     }
     eprintln!("{requests} requests in {:?}", started.elapsed());
     assert!(

@@ -132,13 +132,7 @@ async fn resolve(
             policy::Target::project(project.id, project.domain_id)
         }
         Target::Domain(d) => {
-            // Global data another member created a moment ago may not be
-            // mirrored here yet.
-            if !state.global().domains.contains_key(d)
-                && !state.catch_up_global(&format!("domain/{d}")).await?
-            {
-                return Err(ApiError::not_found("domain", d.as_str()).into());
-            }
+            super::require_domain(state, d).await?;
             policy::Target::domain(d.clone())
         }
         Target::System => policy::Target::none(),

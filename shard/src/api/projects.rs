@@ -152,9 +152,7 @@ async fn create(
         &Target::project(id.clone(), domain_id.clone()),
     )?;
     reject_hierarchy(obj, &domain_id)?;
-    if !state.global().domains.contains_key(&domain_id) {
-        return Err(ApiError::not_found("domain", domain_id.as_str()).into());
-    }
+    super::require_domain(&state, &domain_id).await?;
     let _placement = state.place_new_project(&id).await?;
     let project = Project {
         id,

@@ -113,9 +113,7 @@ async fn create(
         Operation::CreateUser,
         &Target::user(id.clone(), domain_id.clone()),
     )?;
-    if !state.global().domains.contains_key(&domain_id) {
-        return Err(ApiError::not_found("domain", domain_id.as_str()).into());
-    }
+    super::require_domain(&state, &domain_id).await?;
     let _placement = state.place_new_user(&id).await?;
     let user = User {
         id,
