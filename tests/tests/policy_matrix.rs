@@ -328,6 +328,7 @@ async fn world() -> World {
 async fn keystone_default_policy() {
     let w = world().await;
     every_persona_gets_keystones_answer_for_every_operation(&w).await;
+    domain_scoped_lists_are_confined_to_the_domain(&w).await;
     a_domain_admin_does_not_become_system_admin(&w).await;
     a_domain_specific_role_named_admin_grants_nothing(&w).await;
 }
@@ -406,6 +407,40 @@ async fn every_persona_gets_keystones_answer_for_every_operation(w: &World) {
 
 fn persona<'a>(w: &'a World, name: &str) -> &'a Persona {
     w.personas.iter().find(|p| p.name == name).unwrap()
+}
+
+/// A domain reader lists its domain's projects, users, domain and role
+/// assignments, and nothing of any other domain.
+async fn domain_scoped_lists_are_confined_to_the_domain(w: &World) {
+    let dr = persona(w, "dr");
+    let d2 = &w.fixtures.values["d2"];
+    let list = |path: &'static str, key: &'static str| async move {
+        let (status, body) = call(&w.f, Method::GET, path, &dr.token, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body[key].as_array().unwrap().clone()
+    };
+    let projects = list("/v3/projects", "projects").await;
+    assert!(
+        projects.iter().all(|p| p["domain_id"] == *d2),
+        "{projects:?}"
+    );
+    assert!(projects.iter().any(|p| p["id"] == w.fixtures.values["p2"]));
+    let users = list("/v3/users", "users").await;
+    assert!(users.iter().all(|u| u["domain_id"] == *d2), "{users:?}");
+    assert!(users.len() > PERSONAS.len(), "{users:?}");
+    let domains = list("/v3/domains", "domains").await;
+    assert_eq!(domains.len(), 1, "{domains:?}");
+    assert_eq!(domains[0]["id"], *d2);
+    let in_d2: Vec<&Value> = projects.iter().map(|p| &p["id"]).collect();
+    let assignments = list("/v3/role_assignments", "role_assignments").await;
+    assert!(!assignments.is_empty());
+    for a in &assignments {
+        let scope = &a["scope"];
+        assert!(
+            scope["domain"]["id"] == *d2 || in_d2.contains(&&scope["project"]["id"]),
+            "{a}"
+        );
+    }
 }
 
 /// The security review's table: a domain admin of d2 against Keystone.

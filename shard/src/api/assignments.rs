@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use keyfed_shared::error::{ApiError, ErrorKind};
 use keyfed_shared::ids::{DomainId, ProjectId, RoleId, UserId};
-use keyfed_shared::model::{Assignment, AssignmentFilter, Domain, Project, Target};
+use keyfed_shared::model::{Assignment, AssignmentFilter, Domain, ListFilter, Project, Target};
 use keyfed_shared::policy::{self, Operation};
 use keyfed_shared::revocation::RevocationSubject;
 use serde_json::{json, Value};
@@ -428,22 +428,21 @@ async fn list_assignments(
     if let Some(domain) = caller.list_domain() {
         // A domain-scoped caller sees the assignments on its domain and on
         // its domain's projects only.
-        let mut kept = Vec::with_capacity(direct.len());
-        for a in direct {
-            let in_domain = match &a.target {
-                Target::Domain(d) => d == domain,
-                Target::Project(p) => state
-                    .store
-                    .get_project(p)
-                    .await?
-                    .is_some_and(|p| p.domain_id == *domain),
-                Target::System => false,
-            };
-            if in_domain {
-                kept.push(a);
-            }
-        }
-        direct = kept;
+        let projects: BTreeSet<ProjectId> = state
+            .store
+            .list_projects(&ListFilter {
+                domain_id: Some(domain.clone()),
+                ..ListFilter::default()
+            })
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        direct.retain(|a| match &a.target {
+            Target::Domain(d) => d == domain,
+            Target::Project(p) => projects.contains(p),
+            Target::System => false,
+        });
     }
     let mut rows: Vec<(Assignment, Option<RoleId>)> = Vec::new();
     for a in direct {
