@@ -78,9 +78,7 @@ impl Caller {
     pub fn list_domain(&self) -> Option<&DomainId> {
         self.credentials().domain_scope()
     }
-}
 
-impl Caller {
     /// Authorizes `op` on an entity just loaded: on the entity's target
     /// when found (then returns it), else on no target — so a caller the
     /// policy refuses learns nothing (403) and one it allows gets the 404.
