@@ -12,7 +12,8 @@ use keyfed_shared::auth::{
 use keyfed_shared::error::{ApiError, ErrorKind};
 use keyfed_shared::federation::name_key;
 use keyfed_shared::ids::{DomainId, ProjectId, ShardId, UserId};
-use keyfed_shared::token::{self, Claims, Scope};
+use keyfed_shared::policy::{self, Credentials, Operation, Target};
+use keyfed_shared::token::{self, Claims};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -50,14 +51,16 @@ async fn caller_token(state: &Gateway, req: &Incoming) -> Result<Valid> {
         .map_err(|_| unauthorized())
 }
 
-/// Whether `caller` may validate tokens of other users: `admin` on any
-/// scope, `service`, or `reader` on the system scope (implied roles count).
-fn may_validate_others(state: &Gateway, caller: &Claims) -> bool {
-    let global = state.view.global();
-    let roles = global.effective_roles(&caller.roles);
-    global.has_role_named(&roles, "admin")
-        || global.has_role_named(&roles, "service")
-        || (caller.scope == Scope::System && global.has_role_named(&roles, "reader"))
+/// Whether `caller` may validate (`GET`) or check (`HEAD`) a token of
+/// `subject`: Keystone's default policy, the one shards apply.
+fn may_validate(state: &Gateway, caller: &Claims, subject: &Claims, method: &Method) -> bool {
+    let op = if *method == Method::HEAD {
+        Operation::CheckToken
+    } else {
+        Operation::ValidateToken
+    };
+    let creds = Credentials::from_claims(caller, &state.view.global());
+    policy::authorize(&creds, op, &Target::token(subject.user_id.clone()))
 }
 
 /// `GET`/`HEAD /v3/auth/tokens`.
@@ -80,7 +83,7 @@ pub async fn validate(state: &Gateway, req: &Incoming) -> Result<Response> {
             .map_err(|_| token_not_found())?
     };
     let (caller, claims) = (caller.claims(), valid.claims());
-    if caller.user_id != claims.user_id && !may_validate_others(state, caller) {
+    if !may_validate(state, caller, claims, &req.method) {
         return Err(GatewayError::Api(ApiError::forbidden()));
     }
     let mut response = if req.method == Method::HEAD {

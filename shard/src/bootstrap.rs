@@ -1,5 +1,6 @@
 //! The equivalent of `keystone-manage bootstrap`: the default domain, the
-//! admin, member and reader roles (admin ⇒ member ⇒ reader), the admin
+//! admin, manager, member, reader and service roles (admin ⇒ manager ⇒
+//! member ⇒ reader; the pre-`manager` admin ⇒ member rule is removed), the admin
 //! project and user, the admin's project and system roles, a region, and the
 //! identity service with its three endpoints. Idempotent: running it again
 //! changes nothing, except that a changed admin password (and, on a
@@ -26,6 +27,28 @@ use keyfed_shared::model::{
 use keyfed_shared::revocation::RevocationSubject;
 use serde_json::{json, Map};
 use std::time::{Duration, Instant};
+
+/// The roles bootstrap creates, as `keystone-manage bootstrap` does.
+const ROLES: [&str; 5] = ["admin", "manager", "member", "reader", "service"];
+
+/// For the ids of [`ROLES`]: the admin role, the implications admin ⇒
+/// manager ⇒ member ⇒ reader, and the admin ⇒ member rule of deployments
+/// bootstrapped before `manager` existed, to remove.
+fn role_chain(ids: Vec<RoleId>) -> Result<(RoleId, [ImpliedRole; 3], ImpliedRole)> {
+    let [admin, manager, member, reader, _service] =
+        <[RoleId; 5]>::try_from(ids).map_err(|_| Error::Internal("bootstrap roles".into()))?;
+    let rule = |prior: &RoleId, implied: &RoleId| ImpliedRole {
+        prior: prior.clone(),
+        implied: implied.clone(),
+    };
+    let chain = [
+        rule(&admin, &manager),
+        rule(&manager, &member),
+        rule(&member, &reader),
+    ];
+    let stale = rule(&admin, &member);
+    Ok((admin, chain, stale))
+}
 
 /// What bootstrap left in place.
 #[derive(Debug)]
@@ -103,17 +126,15 @@ async fn global_standalone(shard: &Shard, config: &BootstrapConfig) -> Result<Ro
     if store.get_domain(&domain.id).await?.is_none() {
         store.create_domain(&domain).await?;
     }
-    let admin = ensure_role(shard, "admin").await?;
-    let member = ensure_role(shard, "member").await?;
-    let reader = ensure_role(shard, "reader").await?;
-    for (prior, implied) in [(&admin, &member), (&member, &reader)] {
-        store
-            .add_implied_role(&ImpliedRole {
-                prior: prior.clone(),
-                implied: implied.clone(),
-            })
-            .await?;
+    let mut ids = Vec::with_capacity(ROLES.len());
+    for name in ROLES {
+        ids.push(ensure_role(shard, name).await?);
     }
+    let (admin, chain, stale) = role_chain(ids)?;
+    for rule in &chain {
+        store.add_implied_role(rule).await?;
+    }
+    store.remove_implied_role(&stale).await?;
     let region_id = RegionId::new(config.region_id.as_str());
     if !store
         .list_regions()
@@ -224,19 +245,15 @@ fn fixed_id(what: &str) -> String {
 /// Global data into the directory; returns the admin role.
 async fn global_federated(shard: &Shard, config: &BootstrapConfig) -> Result<RoleId> {
     create_if_absent(shard, GlobalEntity::Domain(default_domain())).await?;
-    let admin = federated_role(shard, "admin").await?;
-    let member = federated_role(shard, "member").await?;
-    let reader = federated_role(shard, "reader").await?;
-    for (prior, implied) in [(&admin, &member), (&member, &reader)] {
-        create_if_absent(
-            shard,
-            GlobalEntity::Implied(ImpliedRole {
-                prior: prior.clone(),
-                implied: implied.clone(),
-            }),
-        )
-        .await?;
+    let mut ids = Vec::with_capacity(ROLES.len());
+    for name in ROLES {
+        ids.push(federated_role(shard, name).await?);
     }
+    let (admin, chain, stale) = role_chain(ids)?;
+    for rule in chain {
+        create_if_absent(shard, GlobalEntity::Implied(rule)).await?;
+    }
+    shard.delete_global(GlobalEntity::Implied(stale)).await?;
     let region_id = RegionId::new(config.region_id.as_str());
     create_if_absent(
         shard,

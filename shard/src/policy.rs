@@ -1,22 +1,16 @@
-//! Who may do what, in the spirit of Keystone's default policy:
-//!
-//! - **manage** (create, update, delete identity and catalog data, grant
-//!   roles): the `admin` role on any scope — system, domain or project (the
-//!   classic `admin_required` rule);
-//! - **read** (get and list identity data, assignments, services,
-//!   endpoints): manage, or `reader` on the system scope (every role
-//!   implying `reader` counts);
-//! - **self**: any user may read itself, change its own password, list its
-//!   own projects and read the project its token is scoped to;
-//! - everyone else gets 403.
+//! The caller of a request and its authorization. The rules are Keystone's
+//! default policy, in [`keyfed_shared::policy`] (shared with the gateway):
+//! handlers load the target entity, then ask
+//! `caller.authorize(Operation::X, &target)?` — 403 when refused.
 
 use crate::error::Error;
 use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use keyfed_shared::error::ApiError;
-use keyfed_shared::ids::{ProjectId, UserId};
-use keyfed_shared::token::{Claims, Scope};
+use keyfed_shared::ids::DomainId;
+use keyfed_shared::policy::{self, Credentials, Operation, Roles, Target};
+use keyfed_shared::token::Claims;
 
 /// Header carrying the caller's token.
 pub const AUTH_HEADER: &str = "x-auth-token";
@@ -27,9 +21,8 @@ pub struct Caller {
     pub claims: Claims,
     /// The caller's token, to act on its behalf towards other members.
     pub token: String,
-    admin: bool,
-    reader: bool,
-    service: bool,
+    /// The global roles the token's roles imply.
+    roles: Roles,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -42,71 +35,68 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?;
         let claims = state.validate(token, false)?;
-        let global = state.global();
-        let roles = global.effective_roles(&claims.roles);
-        let admin = global.has_role_named(&roles, "admin");
-        let reader = global.has_role_named(&roles, "reader");
-        let service = global.has_role_named(&roles, "service");
+        let roles = Credentials::from_claims(&claims, &state.global()).roles;
         Ok(Caller {
             claims,
             token: token.to_owned(),
-            admin,
-            reader,
-            service,
+            roles,
         })
     }
 }
 
 impl Caller {
-    /// Whether the caller may manage identity data.
-    pub fn is_admin(&self) -> bool {
-        self.admin && self.claims.scope != Scope::Unscoped
+    /// The caller as the policy sees it.
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            user_id: &self.claims.user_id,
+            scope: &self.claims.scope,
+            roles: self.roles,
+        }
     }
 
-    /// Whether the caller may read identity data.
-    pub fn is_reader(&self) -> bool {
-        self.is_admin() || (self.reader && self.claims.scope == Scope::System)
+    /// Whether the policy lets the caller perform `op` on `target`.
+    pub fn may(&self, op: Operation, target: &Target) -> bool {
+        policy::authorize(&self.credentials(), op, target)
     }
 
-    /// 403 unless the caller may manage.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.is_admin() {
+    /// 403 unless the policy lets the caller perform `op` on `target`.
+    pub fn authorize(&self, op: Operation, target: &Target) -> Result<(), ApiError> {
+        if self.may(op, target) {
             Ok(())
         } else {
             Err(ApiError::forbidden())
         }
     }
 
-    /// 403 unless the caller may read.
-    pub fn require_reader(&self) -> Result<(), ApiError> {
-        if self.is_reader() {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden())
-        }
+    /// 403 unless the caller may list with `op`; the target is the caller's
+    /// domain for a domain-scoped token, else the `filter` domain.
+    pub fn authorize_list(&self, op: Operation, filter: Option<DomainId>) -> Result<(), ApiError> {
+        self.authorize(op, &Target::list(&self.credentials(), filter))
     }
 
-    /// 403 unless the caller may read, or is `user`.
-    pub fn require_reader_or_self(&self, user: &UserId) -> Result<(), ApiError> {
-        if self.is_reader() || self.claims.user_id == *user {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden())
-        }
+    /// The domain a domain-scoped caller's lists are filtered to.
+    pub fn list_domain(&self) -> Option<&DomainId> {
+        self.credentials().domain_scope()
     }
 
-    /// 403 unless the caller may read, or its token is scoped to `project`.
-    pub fn require_reader_or_scoped_to(&self, project: &ProjectId) -> Result<(), ApiError> {
-        if self.is_reader() || self.claims.project_id() == Some(project) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden())
+    /// Authorizes `op` on an entity just loaded: on the entity's target
+    /// when found (then returns it), else on no target — so a caller the
+    /// policy refuses learns nothing (403) and one it allows gets the 404.
+    pub fn authorize_found<T, E: From<ApiError>>(
+        &self,
+        op: Operation,
+        loaded: Result<T, E>,
+        target: impl FnOnce(&T) -> Target,
+    ) -> Result<T, E> {
+        match loaded {
+            Ok(entity) => {
+                self.authorize(op, &target(&entity))?;
+                Ok(entity)
+            }
+            Err(e) => {
+                self.authorize(op, &Target::none())?;
+                Err(e)
+            }
         }
-    }
-
-    /// Whether the caller may validate other users' tokens (services such as
-    /// keystonemiddleware do this with a `service` or `admin` role).
-    pub fn may_validate_others(&self) -> bool {
-        self.is_reader() || (self.service && self.claims.scope != Scope::Unscoped)
     }
 }

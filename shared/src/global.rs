@@ -105,18 +105,22 @@ impl GlobalData {
         seen.into_iter().collect()
     }
 
+    /// The roles a token carries for `direct` assignments: the effective
+    /// roles, domain-specific ones left out (Keystone puts only the global
+    /// roles a domain-specific role implies in tokens, and policy matches
+    /// global roles only).
+    pub fn token_roles<'a>(&self, direct: impl IntoIterator<Item = &'a RoleId>) -> Vec<RoleId> {
+        let mut roles = self.effective_roles(direct);
+        roles.retain(|id| self.roles.get(id).is_some_and(|r| r.domain_id.is_none()));
+        roles
+    }
+
     /// `[{"id", "name"}]` for role ids still known.
     pub fn role_refs(&self, ids: &[RoleId]) -> Vec<Value> {
         ids.iter()
             .filter_map(|id| self.roles.get(id))
             .map(|r| json!({"id": r.id, "name": r.name}))
             .collect()
-    }
-
-    /// Whether any of `ids` is the role named `name`.
-    pub fn has_role_named(&self, ids: &[RoleId], name: &str) -> bool {
-        ids.iter()
-            .any(|id| self.roles.get(id).is_some_and(|r| r.name == name))
     }
 }
 

@@ -9,7 +9,8 @@
 //! [`ring`] tenant placement (weighted rendezvous hashing over the shards);
 //! [`discovery`] version discovery documents; [`time`] timestamps in Keystone's formats; [`global`] the in-memory
 //! snapshot of global data (domains, roles, catalog); [`federation`] member
-//! records and the directory's keys and values.
+//! records and the directory's keys and values; [`policy`] Keystone's
+//! default policy (scope types, personas, targets).
 
 pub mod auth;
 pub mod discovery;
@@ -18,6 +19,7 @@ pub mod federation;
 pub mod global;
 pub mod ids;
 pub mod model;
+pub mod policy;
 pub mod revocation;
 pub mod ring;
 pub mod time;

@@ -105,9 +105,22 @@ pub trait Gateways: Sync {
     /// `GET /v3/auth/tokens` for `subject` with `auth` through gateway `g`:
     /// the status.
     async fn validate(&self, g: usize, auth: &str, subject: &str) -> anyhow::Result<u16> {
+        self.token_request(g, reqwest::Method::GET, auth, subject)
+            .await
+    }
+
+    /// `GET`, `HEAD` or `DELETE /v3/auth/tokens` for `subject` with `auth`
+    /// through gateway `g`: the status.
+    async fn token_request(
+        &self,
+        g: usize,
+        method: reqwest::Method,
+        auth: &str,
+        subject: &str,
+    ) -> anyhow::Result<u16> {
         Ok(self
             .http()
-            .get(format!("{}/v3/auth/tokens", self.gateway_url(g)))
+            .request(method, format!("{}/v3/auth/tokens", self.gateway_url(g)))
             .header("x-auth-token", auth)
             .header("x-subject-token", subject)
             .send()

@@ -178,8 +178,8 @@ async fn auth_token_middleware_against_the_gateway() {
     let ks = f.keystone(0).unwrap();
     let admin = ks.admin_token().await.unwrap().id;
 
-    // The service's own user, project and `service` role, made through the
-    // gateway as an operator would.
+    // The service's own user and project, made through the gateway as an
+    // operator would.
     let project = create(
         &ks,
         &admin,
@@ -196,9 +196,13 @@ async fn auth_token_middleware_against_the_gateway() {
     )
     .await
     .unwrap();
-    let role = create(&ks, &admin, "role", json!({"role": {"name": "service"}}))
+    // The `service` role exists: bootstrap creates it, as Keystone's does.
+    let (status, roles) = ks
+        .call(Method::GET, "/v3/roles?name=service", &admin, None)
         .await
         .unwrap();
+    assert_eq!(status, 200, "{roles}");
+    let role = roles["roles"][0]["id"].as_str().unwrap().to_owned();
     grant(&ks, &admin, &project, &user, &role).await.unwrap();
 
     let service = ProtectedService::start_as(&ks.url, "glance", "glance-secret", "service")

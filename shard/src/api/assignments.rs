@@ -13,9 +13,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use keyfed_shared::error::ApiError;
+use keyfed_shared::error::{ApiError, ErrorKind};
 use keyfed_shared::ids::{DomainId, ProjectId, RoleId, UserId};
-use keyfed_shared::model::{Assignment, AssignmentFilter, Domain, Project, Target};
+use keyfed_shared::model::{Assignment, AssignmentFilter, Domain, ListFilter, Project, Target};
+use keyfed_shared::policy::{self, Operation};
 use keyfed_shared::revocation::RevocationSubject;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -89,45 +90,116 @@ async fn assignments_of(state: &AppState, user: &UserId) -> Result<Vec<Assignmen
         .await?)
 }
 
-/// Resolves and checks the parts of an assignment path.
-async fn assignment(
+/// The operations on one kind of assignment target.
+struct Ops {
+    list: Operation,
+    check: Operation,
+    grant: Operation,
+    revoke: Operation,
+}
+
+fn ops(target: &Target) -> Ops {
+    match target {
+        Target::System => Ops {
+            list: Operation::ListSystemGrants,
+            check: Operation::CheckSystemGrant,
+            grant: Operation::CreateSystemGrant,
+            revoke: Operation::RevokeSystemGrant,
+        },
+        _ => Ops {
+            list: Operation::ListGrants,
+            check: Operation::CheckGrant,
+            grant: Operation::CreateGrant,
+            revoke: Operation::RevokeGrant,
+        },
+    }
+}
+
+/// Resolves the parts of an assignment path (404 for a missing one) into
+/// the policy target: the project or domain, then the user and the role
+/// when given.
+async fn resolve(
     state: &AppState,
-    target: Target,
+    target: &Target,
+    user: Option<&str>,
+    role: Option<&str>,
+) -> Result<policy::Target> {
+    let mut resolved = match target {
+        Target::Project(p) => {
+            let Some(project) = state.store.get_project(p).await? else {
+                return Err(ApiError::not_found("project", p.as_str()).into());
+            };
+            policy::Target::project(project.id, project.domain_id)
+        }
+        Target::Domain(d) => {
+            super::require_domain(state, d).await?;
+            policy::Target::domain(d.clone())
+        }
+        Target::System => policy::Target::none(),
+    };
+    if let Some(user) = user {
+        let Some(u) = state.store.get_user(&UserId::new(user)).await? else {
+            return Err(ApiError::not_found("user", user).into());
+        };
+        resolved = resolved.with_user(u.id, u.domain_id);
+    }
+    if let Some(role) = role {
+        let role_id = RoleId::new(role);
+        if !state.global().roles.contains_key(&role_id) {
+            state.catch_up_global(&format!("role/{role_id}")).await?;
+        }
+        let Some(r) = state.global().roles.get(&role_id).cloned() else {
+            return Err(ApiError::not_found("role", role).into());
+        };
+        resolved = resolved.with_role(r.name, r.domain_id);
+    }
+    Ok(resolved)
+}
+
+/// Resolves an assignment path and authorizes `op` on it.
+async fn authorized(
+    state: &AppState,
+    caller: &Caller,
+    op: Operation,
+    target: &Target,
     user: &str,
     role: &str,
 ) -> Result<Assignment> {
-    match &target {
-        Target::Project(p) => {
-            if state.store.get_project(p).await?.is_none() {
-                return Err(ApiError::not_found("project", p.as_str()).into());
-            }
-        }
-        Target::Domain(d) => {
-            // Global data another member created a moment ago may not be
-            // mirrored here yet.
-            if !state.global().domains.contains_key(d)
-                && !state.catch_up_global(&format!("domain/{d}")).await?
-            {
-                return Err(ApiError::not_found("domain", d.as_str()).into());
-            }
-        }
-        Target::System => {}
-    }
-    let user_id = UserId::new(user);
-    if state.store.get_user(&user_id).await?.is_none() {
-        return Err(ApiError::not_found("user", user).into());
-    }
-    let role_id = RoleId::new(role);
-    if !state.global().roles.contains_key(&role_id)
-        && !state.catch_up_global(&format!("role/{role_id}")).await?
-    {
-        return Err(ApiError::not_found("role", role).into());
-    }
+    let resolved = resolve(state, target, Some(user), Some(role)).await;
+    caller.authorize_found(op, resolved, Clone::clone)?;
     Ok(Assignment {
-        user_id,
-        target,
-        role_id,
+        user_id: UserId::new(user),
+        target: target.clone(),
+        role_id: RoleId::new(role),
     })
+}
+
+/// Refuses a domain-specific role outside its domain, as Keystone does:
+/// 403 on a project (or domain) of another domain, 400 on the system.
+fn check_role_domain(
+    resolved: &policy::Target,
+    target: &Target,
+    role: &str,
+) -> Result<(), ApiError> {
+    let Some(role_domain) = resolved.role.as_ref().and_then(|r| r.domain_id.as_ref()) else {
+        return Ok(());
+    };
+    let (kind, id, domain) = match (target, &resolved.project) {
+        (Target::Project(p), Some(project)) => ("Project", p.as_str(), &project.domain_id),
+        (Target::Domain(d), _) => ("Domain", d.as_str(), d),
+        _ => {
+            return Err(ApiError::validation(format!(
+                "Role {role} is a domain-specific role. Unable to use a domain-specific role in a system assignment."
+            )))
+        }
+    };
+    if domain == role_domain {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ErrorKind::Forbidden,
+        format!("{kind} {id} must be in the same domain as the role {role} being assigned."),
+    ))
 }
 
 async fn grant(
@@ -137,11 +209,28 @@ async fn grant(
     user: String,
     role: String,
 ) -> Result<StatusCode> {
-    caller.require_admin()?;
-    state
-        .local_or_stub_user(&UserId::new(user.as_str()), &caller.token)
-        .await?;
-    let a = assignment(&state, target, &user, &role).await?;
+    let op = ops(&target).grant;
+    let user_id = UserId::new(user.as_str());
+    if state.store.get_user(&user_id).await?.is_none() {
+        // A user homed elsewhere is stubbed here first, which only a caller
+        // who may grant this role here to a user of its own domain may
+        // cause (the home shard also refuses one who may not read the user).
+        let own = caller
+            .list_domain()
+            .unwrap_or(&caller.claims.user_domain_id)
+            .clone();
+        let scope = resolve(&state, &target, None, Some(&role)).await;
+        caller.authorize_found(op, scope, |t| t.clone().with_user(user_id.clone(), own))?;
+        state.local_or_stub_user(&user_id, &caller.token).await?;
+    }
+    let resolved = resolve(&state, &target, Some(&user), Some(&role)).await;
+    let resolved = caller.authorize_found(op, resolved, Clone::clone)?;
+    check_role_domain(&resolved, &target, &role)?;
+    let a = Assignment {
+        user_id,
+        target,
+        role_id: RoleId::new(role),
+    };
     if state.store.grant(&a).await? {
         state.membership_granted().await;
     }
@@ -156,8 +245,7 @@ async fn check(
     user: String,
     role: String,
 ) -> Result<StatusCode> {
-    caller.require_reader_or_self(&UserId::new(user.as_str()))?;
-    let a = assignment(&state, target, &user, &role).await?;
+    let a = authorized(&state, &caller, ops(&target).check, &target, &user, &role).await?;
     let found = state
         .store
         .list_assignments(&AssignmentFilter {
@@ -179,8 +267,7 @@ async fn revoke(
     user: String,
     role: String,
 ) -> Result<StatusCode> {
-    caller.require_admin()?;
-    let a = assignment(&state, target, &user, &role).await?;
+    let a = authorized(&state, &caller, ops(&target).revoke, &target, &user, &role).await?;
     let subject = match &a.target {
         Target::Project(p) => RevocationSubject::UserOnProject(a.user_id.clone(), p.clone()),
         _ => RevocationSubject::User(a.user_id.clone()),
@@ -201,7 +288,8 @@ async fn list_roles(
     target: Target,
     user: String,
 ) -> Result<Response> {
-    caller.require_reader_or_self(&UserId::new(user.as_str()))?;
+    let resolved = resolve(&state, &target, Some(&user), None).await;
+    caller.authorize_found(ops(&target).list, resolved, Clone::clone)?;
     let found = state
         .store
         .list_assignments(&AssignmentFilter {
@@ -330,20 +418,36 @@ async fn list_assignments(
     caller: Caller,
     QueryMap(q): QueryMap,
 ) -> Result<Response> {
+    caller.authorize_list(Operation::ListRoleAssignments, None)?;
     let filter = filter_from_query(&q)?;
-    match &filter.user_id {
-        Some(u) => caller.require_reader_or_self(u)?,
-        None => caller.require_reader()?,
-    }
     let effective = query_flag(&q, "effective") == Some(true);
     let names = query_flag(&q, "include_names") == Some(true);
     let role_filter = q.get("role.id").map(RoleId::new);
     let global = state.global();
-    let direct = state.store.list_assignments(&filter).await?;
+    let mut direct = state.store.list_assignments(&filter).await?;
+    if let Some(domain) = caller.list_domain() {
+        // A domain-scoped caller sees the assignments on its domain and on
+        // its domain's projects only.
+        let projects: BTreeSet<ProjectId> = state
+            .store
+            .list_projects(&ListFilter {
+                domain_id: Some(domain.clone()),
+                ..ListFilter::default()
+            })
+            .await?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        direct.retain(|a| match &a.target {
+            Target::Domain(d) => d == domain,
+            Target::Project(p) => projects.contains(p),
+            Target::System => false,
+        });
+    }
     let mut rows: Vec<(Assignment, Option<RoleId>)> = Vec::new();
     for a in direct {
         if effective {
-            for role in global.effective_roles([&a.role_id]) {
+            for role in global.token_roles([&a.role_id]) {
                 let prior = (role != a.role_id).then(|| a.role_id.clone());
                 rows.push((
                     Assignment {

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::policy::Caller;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -19,6 +19,7 @@ use keyfed_shared::auth::{
 use keyfed_shared::error::{ApiError, ErrorKind};
 use keyfed_shared::ids::{AuditId, DomainId};
 use keyfed_shared::model::{AssignmentFilter, Target, User};
+use keyfed_shared::policy::{self, Operation};
 use keyfed_shared::revocation::RevocationSubject;
 use keyfed_shared::time::now_micros;
 use keyfed_shared::token::{shard_set_claim, Claims, Scope};
@@ -73,7 +74,8 @@ fn check_enabled(state: &AppState, user: &User) -> Result<()> {
 }
 
 /// Role ids directly assigned to `user` on `target` (validators expand
-/// implied roles from global data).
+/// implied roles from global data); none when they imply no global role, so
+/// a domain-specific role implying nothing grants no access, as in Keystone.
 async fn roles_on(
     state: &AppState,
     user: &User,
@@ -90,6 +92,9 @@ async fn roles_on(
     let mut roles: Vec<_> = direct.into_iter().map(|a| a.role_id).collect();
     roles.sort();
     roles.dedup();
+    if state.global().token_roles(&roles).is_empty() {
+        roles.clear();
+    }
     Ok(roles)
 }
 
@@ -286,6 +291,7 @@ fn token_not_found() -> Error {
 async fn validate(
     State(state): State<AppState>,
     caller: Caller,
+    method: Method,
     headers: HeaderMap,
     QueryMap(query): QueryMap,
 ) -> Result<Response> {
@@ -294,9 +300,12 @@ async fn validate(
     let claims = state
         .validate(subject, allow_expired)
         .map_err(|_| token_not_found())?;
-    if !caller.may_validate_others() && caller.claims.user_id != claims.user_id {
-        return Err(ApiError::forbidden().into());
-    }
+    let op = if method == Method::HEAD {
+        Operation::CheckToken
+    } else {
+        Operation::ValidateToken
+    };
+    caller.authorize(op, &policy::Target::token(claims.user_id.clone()))?;
     let with_catalog = query_flag(&query, "nocatalog") != Some(true);
     let mut response = (
         [(
@@ -321,9 +330,10 @@ async fn revoke(
     let claims = state
         .validate(subject, false)
         .map_err(|_| token_not_found())?;
-    if !caller.is_admin() && caller.claims.user_id != claims.user_id {
-        return Err(ApiError::forbidden().into());
-    }
+    caller.authorize(
+        Operation::RevokeToken,
+        &policy::Target::token(claims.user_id.clone()),
+    )?;
     let Some(audit_id) = claims.audit_ids.first() else {
         return Err(token_not_found());
     };

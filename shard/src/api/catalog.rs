@@ -16,6 +16,7 @@ use keyfed_shared::error::ApiError;
 use keyfed_shared::federation::GlobalEntity;
 use keyfed_shared::ids::{EndpointId, RegionId, ServiceId, MAX_ID_LEN};
 use keyfed_shared::model::{Endpoint, Interface, Region, Service};
+use keyfed_shared::policy::{Operation, Target};
 use serde_json::{Map, Value};
 
 const MAX_URL_LEN: usize = 2048;
@@ -61,9 +62,10 @@ fn find_region(state: &AppState, id: &str) -> Result<Region> {
 
 async fn list_regions(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     QueryMap(q): QueryMap,
 ) -> Result<Response> {
+    caller.authorize(Operation::ListRegions, &Target::none())?;
     let items = state
         .global()
         .regions
@@ -105,7 +107,7 @@ async fn create_region(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    caller.authorize(Operation::CreateRegion, &Target::none())?;
     let obj = section(&body, "region")?;
     let region = Region {
         id: opt_str(obj, "id", MAX_ID_LEN)?.map_or_else(RegionId::generate, RegionId::new),
@@ -125,9 +127,10 @@ async fn create_region(
 
 async fn show_region(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
+    caller.authorize(Operation::GetRegion, &Target::none())?;
     let region = find_region(&state, &id)?;
     Ok(entity(
         StatusCode::OK,
@@ -142,7 +145,7 @@ async fn update_region(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    caller.authorize(Operation::UpdateRegion, &Target::none())?;
     let obj = section(&body, "region")?;
     check_id(obj, &id)?;
     let mut region = find_region(&state, &id)?;
@@ -171,7 +174,7 @@ async fn delete_region(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    caller.require_admin()?;
+    caller.authorize(Operation::DeleteRegion, &Target::none())?;
     let entity = find_region(&state, &id)?;
     if !state.delete_global(GlobalEntity::Region(entity)).await? {
         return Err(ApiError::not_found("region", &id).into());
@@ -202,7 +205,7 @@ async fn list_services(
     caller: Caller,
     QueryMap(q): QueryMap,
 ) -> Result<Response> {
-    caller.require_reader()?;
+    caller.authorize(Operation::ListServices, &Target::none())?;
     let items = state
         .global()
         .services
@@ -222,7 +225,7 @@ async fn create_service(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    caller.authorize(Operation::CreateService, &Target::none())?;
     let obj = section(&body, "service")?;
     let Some(service_type) = opt_str(obj, "type", 255)? else {
         return Err(ApiError::validation(
@@ -252,7 +255,7 @@ async fn show_service(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    caller.require_reader()?;
+    caller.authorize(Operation::GetService, &Target::none())?;
     let service = find_service(&state, &id)?;
     Ok(entity(
         StatusCode::OK,
@@ -267,7 +270,7 @@ async fn update_service(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    caller.authorize(Operation::UpdateService, &Target::none())?;
     let obj = section(&body, "service")?;
     check_id(obj, &id)?;
     let mut service = find_service(&state, &id)?;
@@ -296,7 +299,7 @@ async fn delete_service(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    caller.require_admin()?;
+    caller.authorize(Operation::DeleteService, &Target::none())?;
     let entity = find_service(&state, &id)?;
     if !state.delete_global(GlobalEntity::Service(entity)).await? {
         return Err(ApiError::not_found("service", &id).into());
@@ -356,7 +359,7 @@ async fn list_endpoints(
     caller: Caller,
     QueryMap(q): QueryMap,
 ) -> Result<Response> {
-    caller.require_reader()?;
+    caller.authorize(Operation::ListEndpoints, &Target::none())?;
     let enabled = query_flag(&q, "enabled");
     let items = state
         .global()
@@ -382,7 +385,7 @@ async fn create_endpoint(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    caller.authorize(Operation::CreateEndpoint, &Target::none())?;
     let obj = section(&body, "endpoint")?;
     let (Some(interface), Some(url), Some(service_id)) = (
         interface(obj)?,
@@ -416,7 +419,7 @@ async fn show_endpoint(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    caller.require_reader()?;
+    caller.authorize(Operation::GetEndpoint, &Target::none())?;
     let endpoint = find_endpoint(&state, &id)?;
     Ok(entity(
         StatusCode::OK,
@@ -431,7 +434,7 @@ async fn update_endpoint(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    caller.authorize(Operation::UpdateEndpoint, &Target::none())?;
     let obj = section(&body, "endpoint")?;
     check_id(obj, &id)?;
     let mut endpoint = find_endpoint(&state, &id)?;
@@ -468,7 +471,7 @@ async fn delete_endpoint(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    caller.require_admin()?;
+    caller.authorize(Operation::DeleteEndpoint, &Target::none())?;
     let entity = find_endpoint(&state, &id)?;
     if !state.delete_global(GlobalEntity::Endpoint(entity)).await? {
         return Err(ApiError::not_found("endpoint", &id).into());

@@ -17,6 +17,7 @@ use keyfed_shared::error::ApiError;
 use keyfed_shared::federation::GlobalEntity;
 use keyfed_shared::ids::{DomainId, MAX_ID_LEN};
 use keyfed_shared::model::Domain;
+use keyfed_shared::policy::{Operation, Target};
 use keyfed_shared::revocation::RevocationSubject;
 use serde_json::{json, Value};
 
@@ -53,8 +54,9 @@ async fn list(
     caller: Caller,
     QueryMap(q): QueryMap,
 ) -> Result<Response> {
-    caller.require_reader()?;
+    caller.authorize_list(Operation::ListDomains, None)?;
     let enabled = query_flag(&q, "enabled");
+    let confined = caller.list_domain();
     let items = state
         .store
         .list_domains()
@@ -62,6 +64,7 @@ async fn list(
         .into_iter()
         .filter(|d| q.get("name").is_none_or(|n| *n == d.name))
         .filter(|d| enabled.is_none_or(|e| e == d.enabled))
+        .filter(|d| confined.is_none_or(|c| *c == d.id))
         .map(|d| render(&state, &d))
         .collect();
     Ok(collection(&state, "domains", "domains", items))
@@ -72,7 +75,7 @@ async fn create(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    caller.authorize(Operation::CreateDomain, &Target::none())?;
     let obj = section(&body, "domain")?;
     let domain = Domain {
         id: opt_str(obj, "id", MAX_ID_LEN)?.map_or_else(DomainId::generate, DomainId::new),
@@ -96,11 +99,11 @@ async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
+    caller.authorize(
+        Operation::GetDomain,
+        &Target::domain(DomainId::new(id.as_str())),
+    )?;
     let domain = load(&state, &id).await?;
-    let own = caller.claims.user_domain_id == domain.id;
-    if !own {
-        caller.require_reader()?;
-    }
     Ok(entity(StatusCode::OK, "domain", render(&state, &domain)))
 }
 
@@ -110,7 +113,10 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    caller.authorize(
+        Operation::UpdateDomain,
+        &Target::domain(DomainId::new(id.as_str())),
+    )?;
     let obj = section(&body, "domain")?;
     check_id(obj, &id)?;
     let mut domain = load(&state, &id).await?;
@@ -144,7 +150,10 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    caller.require_admin()?;
+    caller.authorize(
+        Operation::DeleteDomain,
+        &Target::domain(DomainId::new(id.as_str())),
+    )?;
     let domain = load(&state, &id).await?;
     if domain.enabled {
         return Err(ApiError::new(

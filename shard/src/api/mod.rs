@@ -25,6 +25,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use keyfed_shared::error::{ApiError, ErrorKind};
+use keyfed_shared::ids::DomainId;
 use serde_json::{json, Value};
 
 /// Every route of the shard's public API.
@@ -94,6 +95,19 @@ pub(crate) fn with_links(mut value: Value, state: &AppState, path: &str) -> Valu
         obj.insert("links".into(), links(state, path));
     }
     value
+}
+
+/// 404 unless domain `id` exists. A domain another member created a moment
+/// ago may not be mirrored here yet: it is looked up in the directory and
+/// waited for first.
+pub(crate) async fn require_domain(state: &AppState, id: &DomainId) -> crate::error::Result<()> {
+    if state.global().domains.contains_key(id)
+        || state.catch_up_global(&format!("domain/{id}")).await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("domain", id.as_str()).into())
+    }
 }
 
 /// Serializes a model value (which cannot fail for our types).

@@ -17,6 +17,7 @@ use axum::Router;
 use keyfed_shared::error::ApiError;
 use keyfed_shared::ids::{DomainId, ProjectId, MAX_ID_LEN};
 use keyfed_shared::model::{ListFilter, Project};
+use keyfed_shared::policy::{Operation, Target};
 use keyfed_shared::revocation::RevocationSubject;
 use serde_json::{json, Map, Value};
 
@@ -61,6 +62,11 @@ async fn load(state: &AppState, id: &str) -> Result<Project> {
         .ok_or_else(|| ApiError::not_found("project", id).into())
 }
 
+/// A project as a policy target.
+pub(super) fn target(p: &Project) -> Target {
+    Target::project(p.id.clone(), p.domain_id.clone())
+}
+
 /// Parses `name`, `domain_id` and `enabled` filters.
 pub(super) fn list_filter(q: &super::body::Query) -> ListFilter {
     ListFilter {
@@ -75,12 +81,15 @@ async fn list(
     caller: Caller,
     QueryMap(q): QueryMap,
 ) -> Result<Response> {
-    caller.require_reader()?;
+    let filter = list_filter(&q);
+    caller.authorize_list(Operation::ListProjects, filter.domain_id.clone())?;
+    let confined = caller.list_domain();
     let items = state
         .store
-        .list_projects(&list_filter(&q))
+        .list_projects(&filter)
         .await?
         .iter()
+        .filter(|p| confined.is_none_or(|d| *d == p.domain_id))
         .map(|p| render(&state, p))
         .collect();
     Ok(collection(&state, "projects", "projects", items))
@@ -133,16 +142,17 @@ async fn create(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
     let obj = section(&body, "project")?;
     let domain_id = opt_str(obj, "domain_id", MAX_ID_LEN)?
         .map(DomainId::new)
         .unwrap_or_else(|| default_domain(&caller));
-    reject_hierarchy(obj, &domain_id)?;
-    if !state.global().domains.contains_key(&domain_id) {
-        return Err(ApiError::not_found("domain", domain_id.as_str()).into());
-    }
     let id = placed_id(&state, obj)?.map_or_else(ProjectId::generate, ProjectId::new);
+    caller.authorize(
+        Operation::CreateProject,
+        &Target::project(id.clone(), domain_id.clone()),
+    )?;
+    reject_hierarchy(obj, &domain_id)?;
+    super::require_domain(&state, &domain_id).await?;
     let _placement = state.place_new_project(&id).await?;
     let project = Project {
         id,
@@ -167,8 +177,7 @@ async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    caller.require_reader_or_scoped_to(&ProjectId::new(id.as_str()))?;
-    let project = load(&state, &id).await?;
+    let project = caller.authorize_found(Operation::GetProject, load(&state, &id).await, target)?;
     Ok(entity(StatusCode::OK, "project", render(&state, &project)))
 }
 
@@ -178,10 +187,10 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    let mut project =
+        caller.authorize_found(Operation::UpdateProject, load(&state, &id).await, target)?;
     let obj = section(&body, "project")?;
     check_id(obj, &id)?;
-    let mut project = load(&state, &id).await?;
     if let Some(d) = opt_str(obj, "domain_id", MAX_ID_LEN)? {
         if d != project.domain_id.as_str() {
             return Err(ApiError::validation("Cannot change the domain of a project.").into());
@@ -222,7 +231,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    caller.require_admin()?;
+    caller.authorize_found(Operation::DeleteProject, load(&state, &id).await, target)?;
     let pid = ProjectId::new(id.as_str());
     let event = state.revocation_event(RevocationSubject::Project(pid.clone()));
     if !state.store.delete_project(&pid, &event).await? {

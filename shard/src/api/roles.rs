@@ -15,6 +15,7 @@ use keyfed_shared::error::{ApiError, ErrorKind};
 use keyfed_shared::federation::GlobalEntity;
 use keyfed_shared::ids::{DomainId, RoleId, MAX_ID_LEN};
 use keyfed_shared::model::{ImpliedRole, Role};
+use keyfed_shared::policy::{Operation, Target};
 use serde_json::{json, Value};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -41,6 +42,11 @@ fn role_ref(state: &AppState, r: &Role) -> Value {
     json!({"id": r.id, "name": r.name, "links": links(state, &format!("roles/{}", r.id))})
 }
 
+/// A role as a policy target.
+fn target(r: &Role) -> Target {
+    Target::role(r.name.clone(), r.domain_id.clone())
+}
+
 fn known_role(state: &AppState, id: &str) -> Result<Role> {
     state
         .global()
@@ -55,16 +61,19 @@ async fn list(
     caller: Caller,
     QueryMap(q): QueryMap,
 ) -> Result<Response> {
-    caller.require_reader()?;
+    // Without a `domain_id` filter Keystone lists the global roles.
+    let domain = q.get("domain_id");
+    let op = match domain {
+        Some(_) => Operation::ListDomainRoles,
+        None => Operation::ListRoles,
+    };
+    caller.authorize(op, &Target::none())?;
     let mut roles: Vec<Role> = state.global().roles.values().cloned().collect();
     roles.sort_by(|a, b| a.name.cmp(&b.name));
     let items = roles
         .iter()
         .filter(|r| q.get("name").is_none_or(|n| *n == r.name))
-        .filter(|r| {
-            q.get("domain_id")
-                .is_none_or(|d| r.domain_id.as_ref().is_some_and(|x| x.as_str() == d))
-        })
+        .filter(|r| r.domain_id.as_ref().map(|d| d.as_str()) == domain.map(String::as_str))
         .map(|r| render(&state, r))
         .collect();
     Ok(collection(&state, "roles", "roles", items))
@@ -75,7 +84,6 @@ async fn create(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
     let obj = section(&body, "role")?;
     let role = Role {
         id: opt_str(obj, "id", MAX_ID_LEN)?.map_or_else(RoleId::generate, RoleId::new),
@@ -83,6 +91,7 @@ async fn create(
         domain_id: opt_str(obj, "domain_id", MAX_ID_LEN)?.map(DomainId::new),
         description: opt_str(obj, "description", 65_535)?,
     };
+    caller.authorize(Operation::CreateRole, &target(&role))?;
     state
         .create_global(GlobalEntity::Role(role.clone()))
         .await?;
@@ -95,8 +104,7 @@ async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    caller.require_reader()?;
-    let role = known_role(&state, &id)?;
+    let role = caller.authorize_found(Operation::GetRole, known_role(&state, &id), target)?;
     Ok(entity(StatusCode::OK, "role", render(&state, &role)))
 }
 
@@ -106,10 +114,10 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    let mut role =
+        caller.authorize_found(Operation::UpdateRole, known_role(&state, &id), target)?;
     let obj = section(&body, "role")?;
     check_id(obj, &id)?;
-    let mut role = known_role(&state, &id)?;
     if let Some(n) = opt_name(obj)? {
         role.name = n;
     }
@@ -130,8 +138,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    caller.require_admin()?;
-    let role = known_role(&state, &id)?;
+    let role = caller.authorize_found(Operation::DeleteRole, known_role(&state, &id), target)?;
     if !state.delete_global(GlobalEntity::Role(role)).await? {
         return Err(ApiError::not_found("role", &id).into());
     }
@@ -148,7 +155,7 @@ async fn list_implied(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    caller.require_reader()?;
+    caller.authorize(Operation::ListImpliedRoles, &Target::none())?;
     let prior = known_role(&state, &id)?;
     let global = state.global();
     let implies: Vec<Value> = global
@@ -171,7 +178,7 @@ async fn show_implied(
     caller: Caller,
     Path((prior, implied)): Path<(String, String)>,
 ) -> Result<Response> {
-    caller.require_reader()?;
+    caller.authorize(Operation::GetImpliedRole, &Target::none())?;
     let (prior, implied) = implication(&state, &prior, &implied)?;
     let exists = state
         .global()
@@ -189,7 +196,7 @@ async fn add_implied(
     caller: Caller,
     Path((prior, implied)): Path<(String, String)>,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    caller.authorize(Operation::CreateImpliedRole, &Target::none())?;
     let (prior, implied) = implication(&state, &prior, &implied)?;
     if keyfed_shared::global::is_prohibited_implied(&implied) {
         return Err(ApiError::new(
@@ -232,7 +239,7 @@ async fn remove_implied(
     caller: Caller,
     Path((prior, implied)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    caller.require_admin()?;
+    caller.authorize(Operation::DeleteImpliedRole, &Target::none())?;
     let (prior, implied) = implication(&state, &prior, &implied)?;
     let rule = ImpliedRole {
         prior: prior.id,
@@ -246,7 +253,7 @@ async fn remove_implied(
 }
 
 async fn inferences(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    caller.require_reader()?;
+    caller.authorize(Operation::ListRoleInferenceRules, &Target::none())?;
     let global = state.global();
     let mut items: Vec<Value> = global
         .implied

@@ -11,6 +11,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+mod domain_roles;
+
 struct TestApp {
     app: Router,
     state: AppState,
@@ -584,7 +586,36 @@ async fn bootstrap_is_idempotent() {
             .len(),
         before
     );
-    assert_eq!(t.state.store.list_roles().await.unwrap().len(), 3);
+    // admin, manager, member, reader, service; admin ⇒ manager ⇒ member ⇒
+    // reader, as keystone-manage bootstrap leaves them.
+    let roles = t.state.store.list_roles().await.unwrap();
+    let mut names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["admin", "manager", "member", "reader", "service"]);
+    let name = |id: &keyfed_shared::ids::RoleId| {
+        roles
+            .iter()
+            .find(|r| r.id == *id)
+            .map(|r| r.name.clone())
+            .unwrap()
+    };
+    let mut rules: Vec<(String, String)> = t
+        .state
+        .store
+        .list_implied_roles()
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| (name(&i.prior), name(&i.implied)))
+        .collect();
+    rules.sort();
+    let expected = [
+        ("admin", "manager"),
+        ("manager", "member"),
+        ("member", "reader"),
+    ]
+    .map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(rules, expected);
     assert_eq!(t.state.store.list_endpoints().await.unwrap().len(), 3);
 }
 

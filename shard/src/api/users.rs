@@ -18,6 +18,7 @@ use keyfed_shared::auth::{Secret, MAX_PASSWORD_LEN};
 use keyfed_shared::error::{ApiError, ErrorKind};
 use keyfed_shared::ids::{DomainId, ProjectId, UserId, MAX_ID_LEN};
 use keyfed_shared::model::User;
+use keyfed_shared::policy::{Operation, Target};
 use keyfed_shared::revocation::RevocationSubject;
 use serde_json::{json, Value};
 
@@ -50,6 +51,11 @@ fn render(state: &AppState, u: &User) -> Value {
     with_links(v, state, &format!("users/{}", u.id))
 }
 
+/// A user as a policy target.
+pub(super) fn target(u: &User) -> Target {
+    Target::user(u.id.clone(), u.domain_id.clone())
+}
+
 async fn load(state: &AppState, id: &str) -> Result<User> {
     state
         .store
@@ -79,12 +85,15 @@ async fn list(
     caller: Caller,
     QueryMap(q): QueryMap,
 ) -> Result<Response> {
-    caller.require_reader()?;
+    let filter = list_filter(&q);
+    caller.authorize_list(Operation::ListUsers, filter.domain_id.clone())?;
+    let confined = caller.list_domain();
     let items = state
         .store
-        .list_users(&list_filter(&q))
+        .list_users(&filter)
         .await?
         .iter()
+        .filter(|u| confined.is_none_or(|d| *d == u.domain_id))
         .map(|u| render(&state, u))
         .collect();
     Ok(collection(&state, "users", "users", items))
@@ -95,15 +104,16 @@ async fn create(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
     let obj = section(&body, "user")?;
     let domain_id = opt_str(obj, "domain_id", MAX_ID_LEN)?
         .map(DomainId::new)
         .unwrap_or_else(|| default_domain(&caller));
-    if !state.global().domains.contains_key(&domain_id) {
-        return Err(ApiError::not_found("domain", domain_id.as_str()).into());
-    }
     let id = placed_id(&state, obj)?.map_or_else(UserId::generate, UserId::new);
+    caller.authorize(
+        Operation::CreateUser,
+        &Target::user(id.clone(), domain_id.clone()),
+    )?;
+    super::require_domain(&state, &domain_id).await?;
     let _placement = state.place_new_user(&id).await?;
     let user = User {
         id,
@@ -127,8 +137,7 @@ async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    caller.require_reader_or_self(&UserId::new(id.as_str()))?;
-    let user = load(&state, &id).await?;
+    let user = caller.authorize_found(Operation::GetUser, load(&state, &id).await, target)?;
     Ok(entity(StatusCode::OK, "user", render(&state, &user)))
 }
 
@@ -138,10 +147,10 @@ async fn update(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    caller.require_admin()?;
+    let mut user =
+        caller.authorize_found(Operation::UpdateUser, load(&state, &id).await, target)?;
     let obj = section(&body, "user")?;
     check_id(obj, &id)?;
-    let mut user = load(&state, &id).await?;
     if let Some(d) = opt_str(obj, "domain_id", MAX_ID_LEN)? {
         if d != user.domain_id.as_str() {
             return Err(ApiError::validation("Cannot change the domain of a user.").into());
@@ -182,7 +191,7 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    caller.require_admin()?;
+    caller.authorize_found(Operation::DeleteUser, load(&state, &id).await, target)?;
     let uid = UserId::new(id.as_str());
     let event = state.revocation_event(RevocationSubject::User(uid.clone()));
     if !state.store.delete_user(&uid, &event).await? {
@@ -238,8 +247,7 @@ async fn projects(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let uid = UserId::new(id.as_str());
-    caller.require_reader_or_self(&uid)?;
-    load(&state, &id).await?;
+    caller.authorize_found(Operation::ListUserProjects, load(&state, &id).await, target)?;
     let items = user_projects(&state, &uid)
         .await?
         .iter()

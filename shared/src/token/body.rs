@@ -135,13 +135,13 @@ fn render<'a>(
 /// included) come from `global`; the catalog is included for scoped tokens
 /// when `with_catalog` (Keystone's `nocatalog` query parameter unset).
 pub fn keystone_body_bytes(claims: &Claims, global: &GlobalData, with_catalog: bool) -> Vec<u8> {
-    let roles = global.effective_roles(&claims.roles);
+    let roles = global.token_roles(&claims.roles);
     serde_json::to_vec(&render(claims, global, &roles, with_catalog)).unwrap_or_default()
 }
 
 /// [`keystone_body_bytes`] as a JSON value.
 pub fn keystone_body(claims: &Claims, global: &GlobalData, with_catalog: bool) -> Value {
-    let roles = global.effective_roles(&claims.roles);
+    let roles = global.token_roles(&claims.roles);
     serde_json::to_value(render(claims, global, &roles, with_catalog)).unwrap_or(Value::Null)
 }
 
