@@ -121,6 +121,29 @@ fn current_key(
         .map(|s| s.key)
 }
 
+/// Deletes the `renew/<nonce>` records whose replay window ended before
+/// `now`; returns how many.
+pub async fn prune_nonces(dir: &dyn Directory, now: i64) -> Result<usize, DirectoryError> {
+    #[derive(serde::Deserialize)]
+    struct Used {
+        expires_at: i64,
+    }
+    let kv = dir.kv(Bucket::Credentials);
+    let mut pruned = 0;
+    for (key, entry) in kv.snapshot("renew/").await?.entries {
+        let expired =
+            serde_json::from_slice::<Used>(&entry.value).map_or(true, |u| u.expires_at < now);
+        if expired {
+            match kv.delete(&key, Some(entry.revision)).await {
+                Ok(_) => pruned += 1,
+                Err(DirectoryError::WrongRevision | DirectoryError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(pruned)
+}
+
 /// Verifies `req` at `now` and issues the new certificate, valid for
 /// `validity_secs`; see the module doc. A bad signature, unknown member or
 /// kid, stale timestamp or used nonce is `Refused` (401).
@@ -184,6 +207,11 @@ pub async fn renew(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(member = %req.shard_id, kid = %req.kid, "renewed a member's signing certificate");
+    // Nonces past the replay window can no longer be replayed (their
+    // timestamp is refused): drop them, best effort.
+    if let Err(error) = prune_nonces(dir, now).await {
+        tracing::warn!(%error, "pruning used renewal nonces failed");
+    }
     Ok(RenewGrant {
         certificate: der_to_pem(&der),
     })

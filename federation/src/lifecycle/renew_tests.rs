@@ -99,3 +99,37 @@ async fn renewal_needs_the_current_key_and_a_fresh_request() {
         .await,
     );
 }
+
+#[tokio::test]
+async fn used_nonces_are_pruned_after_their_replay_window() {
+    let (_tmp, dir, ca) = setup().await;
+    let d = dir.as_ref();
+    let current = signing_key("s1");
+    renew(d, &ca, &request(&current, "s1.1", NOW, 7), NOW, DAY)
+        .await
+        .unwrap();
+    let nonces = || async {
+        d.kv(Bucket::Credentials)
+            .snapshot("renew/")
+            .await
+            .unwrap()
+            .entries
+            .len()
+    };
+    assert_eq!(nonces().await, 1);
+    // Within the window the nonce stays (a replay is refused)…
+    assert_eq!(
+        super::renew::prune_nonces(d, NOW + MAX_SKEW_SECS)
+            .await
+            .unwrap(),
+        0
+    );
+    refused(renew(d, &ca, &request(&current, "s1.1", NOW, 7), NOW, DAY).await);
+    // …after it, a renewal prunes it: its timestamp is refused anyway.
+    let later = NOW + MAX_SKEW_SECS + 1;
+    renew(d, &ca, &request(&current, "s1.1", later, 8), later, DAY)
+        .await
+        .unwrap();
+    assert_eq!(nonces().await, 1, "only the fresh nonce is left");
+    refused(renew(d, &ca, &request(&current, "s1.1", NOW, 7), later, DAY).await);
+}
