@@ -12,14 +12,16 @@
 //! bucket and key are bound, so a signed value cannot be moved to another
 //! key.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use keyfed_directory::Bucket;
-use keyfed_pki::CaCert;
+use keyfed_pki::{CaCert, SignerCert};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// The `signer` of entries signed with the federation CA key.
 pub const CA_SIGNER: &str = "ca";
@@ -152,8 +154,49 @@ pub enum EntryCheck {
         /// The CA certificate (chains member certificates).
         ca: Arc<CaCert>,
         /// The CA's own key (verifies CA-signed entries).
-        ca_key: VerifyingKey,
+        ca_key: Box<VerifyingKey>,
+        /// Member certificates already verified (chain and name), by the
+        /// SHA-256 of their DER: a bucket's entries share a few signers.
+        verified: Arc<CertCache>,
     },
+}
+
+/// Member certificates verified under the CA, bounded.
+#[derive(Debug, Default)]
+pub struct CertCache(Mutex<HashMap<[u8; 32], SignerCert>>);
+
+/// Most certificates remembered; the cache starts over beyond.
+const CERT_CACHE_CAPACITY: usize = 1_024;
+
+impl CertCache {
+    fn verify(&self, ca: &CaCert, der: &[u8], member: &str) -> Result<SignerCert, SealError> {
+        let digest: [u8; 32] = Sha256::digest(der).into();
+        let cached = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+            .cloned();
+        let cert = match cached {
+            Some(cert) => cert,
+            None => {
+                let cert = ca
+                    .verify_signer_untimed(der, member)
+                    .map_err(|err| SealError::Certificate(err.to_string()))?;
+                let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+                if cache.len() >= CERT_CACHE_CAPACITY {
+                    cache.clear();
+                }
+                cache.insert(digest, cert.clone());
+                cert
+            }
+        };
+        // The digest covers the name checked, but say so explicitly.
+        if cert.shard != member {
+            return Err(SealError::Certificate(format!("it does not name {member}")));
+        }
+        Ok(cert)
+    }
 }
 
 impl EntryCheck {
@@ -162,8 +205,9 @@ impl EntryCheck {
         Ok(match ca {
             None => EntryCheck::Unchecked,
             Some(ca) => EntryCheck::Ca {
-                ca_key: ca.public_key()?,
+                ca_key: Box::new(ca.public_key()?),
                 ca,
+                verified: Arc::default(),
             },
         })
     }
@@ -180,7 +224,7 @@ impl EntryCheck {
         let envelope = serde_json::from_slice::<Envelope>(stored)
             .ok()
             .filter(|e| e.sealed == FORMAT);
-        let (ca, ca_key) = match self {
+        let (ca, ca_key, verified) = match self {
             EntryCheck::Unchecked => {
                 let value = match envelope {
                     Some(e) => e.value.into_bytes(),
@@ -188,7 +232,11 @@ impl EntryCheck {
                 };
                 return Ok((value, SignedBy::Unchecked));
             }
-            EntryCheck::Ca { ca, ca_key } => (ca, ca_key),
+            EntryCheck::Ca {
+                ca,
+                ca_key,
+                verified,
+            } => (ca, ca_key, verified),
         };
         let e = envelope.ok_or(SealError::NotSealed)?;
         if e.at > now.saturating_add(MAX_SKEW_SECS) {
@@ -217,9 +265,7 @@ impl EntryCheck {
                 .as_deref()
                 .and_then(|c| B64.decode(c).ok())
                 .ok_or_else(|| SealError::Malformed("certificate".into()))?;
-            let cert = ca
-                .verify_signer_untimed(&der, id)
-                .map_err(|err| SealError::Certificate(err.to_string()))?;
+            let cert = verified.verify(ca, &der, id)?;
             if !(cert.not_before <= e.at && e.at <= cert.not_after) {
                 return Err(SealError::OutOfValidity { at: e.at });
             }
