@@ -39,7 +39,12 @@ pub fn router(state: AppState) -> Router {
         .merge(roles::routes())
         .merge(assignments::routes())
         .merge(catalog::routes())
-        .merge(internal::routes())
+        .merge(
+            internal::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                internal::members_only,
+            )),
+        )
         .merge(unsupported::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
