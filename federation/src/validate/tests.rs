@@ -118,6 +118,28 @@ async fn expiry_and_the_allow_expired_window() {
 }
 
 #[tokio::test]
+async fn a_token_from_the_future_is_refused_and_revocable_ones_are_not() {
+    let f = fixture().await;
+    let v = &f.validator;
+    let now = now_micros();
+    let skew = DEFAULT_MAX_CLOCK_SKEW_SECS as i64 * MICROS;
+    let s1 = signer("s1");
+    let ahead = s1.sign(&claims(None, now + skew / 2, now + HOUR)).unwrap();
+    assert!(v.validate(&ahead, false).is_ok(), "a clock a little ahead");
+    let future = s1
+        .sign(&claims(None, now + 10 * skew, now + 10 * skew + HOUR))
+        .unwrap();
+    assert_eq!(v.validate(&future, false), Err(TokenError::IssuedInFuture));
+    assert_eq!(
+        v.validate(&future, true),
+        Err(TokenError::IssuedInFuture),
+        "allow_expired does not let it in either"
+    );
+    // Once the clock reaches it (less the skew), it is a token like others.
+    assert!(v.validate_at(&future, false, now + 9 * skew).is_ok());
+}
+
+#[tokio::test]
 async fn a_revocation_reaches_a_cached_token_within_a_second() {
     let f = fixture().await;
     let token = fresh_token(&signer("s2"));
