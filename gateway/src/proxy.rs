@@ -143,6 +143,7 @@ impl Gateway {
             .http
             .request(req.method.clone(), url)
             .headers(req.headers.clone())
+            .headers(self.forwarded.clone())
             .body(req.body.clone())
             .send()
             .await

@@ -7,6 +7,7 @@
 
 mod assignments;
 mod auth;
+pub mod base_url;
 pub mod body;
 mod catalog;
 mod domains;
@@ -76,14 +77,14 @@ async fn method_not_allowed() -> Response {
 
 /// `{"self": <base>/v3/<path>}`.
 pub(crate) fn links(state: &AppState, path: &str) -> Value {
-    json!({"self": format!("{}/v3/{path}", state.public_url)})
+    json!({"self": format!("{}/v3/{path}", base_url::base(state))})
 }
 
 /// A collection body: `{"<key>": [...], "links": {...}}`.
 pub(crate) fn collection(state: &AppState, key: &str, path: &str, items: Vec<Value>) -> Response {
     let body = json!({
         key: items,
-        "links": {"self": format!("{}/v3/{path}", state.public_url), "previous": null, "next": null},
+        "links": {"self": format!("{}/v3/{path}", base_url::base(state)), "previous": null, "next": null},
     });
     (StatusCode::OK, axum::Json(body)).into_response()
 }
