@@ -113,8 +113,14 @@ impl Gateway {
         // mTLS to the shards: this gateway's certificate, the federation CA
         // as the only trust anchor. Without it, plain HTTP (chosen
         // explicitly in the config).
+        // The shard called must present its own certificate: one naming the
+        // member the view has at that address (not another member's, not a
+        // gateway's).
         if let Some(files) = &config.internal_tls {
-            let tls = keyfed_http::tls::client_config(files)
+            let members = view.clone();
+            let check: keyfed_http::tls::PeerCheck =
+                Arc::new(move |der, host| members.serves_at(der, host));
+            let tls = keyfed_http::tls::member_client_config(files, check)
                 .map_err(|e| crate::server::config_error("internal_tls", e))?;
             http = http.use_preconfigured_tls(tls);
         }

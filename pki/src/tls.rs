@@ -173,10 +173,16 @@ pub(crate) fn tls_params(
     }
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    // A gateway only calls shards: its certificate is a client's alone, so
+    // no TLS client accepts it as a server's (it cannot impersonate a
+    // shard). A shard both serves and calls peers.
+    params.extended_key_usages = match kind {
+        MemberKind::Shard => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+        MemberKind::Gateway => vec![ExtendedKeyUsagePurpose::ClientAuth],
+    };
     params.use_authority_key_identifier_extension = true;
     params.not_before = at(now - BACKDATE_SECS)?;
     params.not_after = at(now.saturating_add(validity_secs))?;
@@ -280,6 +286,11 @@ mod tests {
             san.value.general_names.as_slice(),
             [GeneralName::URI("keyfed:gateway:gw-1")]
         ));
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(
+            eku.client_auth && !eku.server_auth,
+            "a gateway certificate cannot serve"
+        );
         assert!(ca
             .issue_tls(MemberKind::Shard, "shard-1", &[], NOW, 86_400)
             .is_err());

@@ -231,3 +231,32 @@ async fn rendered_bodies_are_reused_until_global_data_changes() {
             && body != with
     });
 }
+
+#[tokio::test]
+async fn a_server_certificate_must_name_the_member_at_its_address() {
+    let f = fixture().await;
+    let now = now_micros() / MICROS;
+    let ca = keyfed_pki::FederationCa::init(&f._tmp.path().join("ca"), "test", now, 3600).unwrap();
+    let der = |kind, id: &str| {
+        let hosts = [format!("{id}.invalid")];
+        let pem = ca.issue_tls(kind, id, &hosts, now, 3600).unwrap().cert_pem;
+        keyfed_pki::pem_to_der(&pem).unwrap()
+    };
+    let s1 = der(keyfed_pki::MemberKind::Shard, "s1");
+    assert!(f.view.serves_at(&s1, "s1.invalid"));
+    assert!(
+        f.view.serves_at(&s1, "S1.Invalid"),
+        "host names compare without case"
+    );
+    assert!(
+        !f.view.serves_at(&s1, "s2.invalid"),
+        "s1's certificate at s2's address"
+    );
+    let stranger = der(keyfed_pki::MemberKind::Shard, "s9");
+    assert!(!f.view.serves_at(&stranger, "s9.invalid"), "no such member");
+    let gateway = der(keyfed_pki::MemberKind::Gateway, "s1");
+    assert!(
+        !f.view.serves_at(&gateway, "s1.invalid"),
+        "a gateway's certificate"
+    );
+}
