@@ -108,7 +108,8 @@ pub async fn run(
         (1..=16).contains(&shards),
         "--shards must be between 1 and 16"
     );
-    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    keyfed_directory::private_files::create_private_dir(&data)
+        .with_context(|| format!("creating {}", data.display()))?;
     let password = admin_password(&data)?;
     let ca = dev_ca(&data)?;
     let gateway_url = format!("http://{listen}");

@@ -10,7 +10,8 @@
 //! configuration of both backends; [`nats`] the production backend on NATS
 //! JetStream ([`NatsDirectory`], with the behaviour during outages documented
 //! there); [`embedded`] the in-process, on-disk backend of `keyfed dev`
-//! ([`EmbeddedDirectory`]); [`conformance`] the behaviour both backends must
+//! ([`EmbeddedDirectory`]); [`private_files`] creates directories (0700) and
+//! files (0600) only their owner reads; [`conformance`] the behaviour both backends must
 //! show, as a test suite any implementation can run; `testing` (feature
 //! `testing`) spawns a real nats-server for tests. Internally, `resume`
 //! turns a subscription that can fail into a stream that resumes after the
@@ -33,6 +34,7 @@ pub mod embedded;
 pub mod error;
 pub mod kv;
 pub mod nats;
+pub mod private_files;
 mod resume;
 #[cfg(feature = "testing")]
 pub mod testing;

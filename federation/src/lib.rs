@@ -31,5 +31,7 @@ mod testutil;
 
 pub use crate::error::ViewError;
 pub use crate::revocations::Revocations;
-pub use crate::validate::{CacheStats, LookupStats, Valid, Validator, ValidatorConfig};
+pub use crate::validate::{
+    CacheStats, LookupStats, Valid, Validator, ValidatorConfig, DEFAULT_MAX_CLOCK_SKEW_SECS,
+};
 pub use crate::view::{BucketRevision, FederationView, MemberLookup};

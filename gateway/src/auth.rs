@@ -158,15 +158,43 @@ async fn lookup_name(state: &Gateway, key: &str) -> Result<Option<String>> {
     Ok(entry.and_then(|e| String::from_utf8(e.value.to_vec()).ok()))
 }
 
-async fn user_id(state: &Gateway, user: &UserRef) -> Result<UserId> {
+/// The id of the user a request names; `None` for a name (or a domain)
+/// that names no one.
+async fn user_id(state: &Gateway, user: &UserRef) -> Result<Option<UserId>> {
     match user {
-        UserRef::Id(id) => Ok(id.clone()),
+        UserRef::Id(id) => Ok(Some(id.clone())),
         UserRef::Name { name, domain } => {
-            let domain = domain_id(state, domain)?;
+            let Ok(domain) = domain_id(state, domain) else {
+                return Ok(None);
+            };
             let id = lookup_name(state, &name_key::user(&domain, name)).await?;
-            id.map(UserId::new).ok_or_else(unauthorized)
+            Ok(id.map(UserId::new))
         }
     }
+}
+
+/// Where a password login naming no user goes: a shard chosen by the ring
+/// over the name as given, the same for every attempt. The shard does not
+/// find the user either and verifies the password against its dummy hash
+/// before answering 401, so a login naming an unknown user costs what one
+/// with a wrong password does: answering it here, without the hash, would
+/// tell user names apart by timing.
+fn decoy(state: &Gateway, user: &UserRef) -> Result<IssueRoute> {
+    let key = match user {
+        UserRef::Id(id) => id.to_string(),
+        UserRef::Name { name, domain } => format!("{domain:?}/{name}"),
+    };
+    let shard = state
+        .view
+        .ring()
+        .map(|ring| ring.owner(&key).clone())
+        .ok_or(GatewayError::NoMember)?;
+    Ok(IssueRoute {
+        user: UserId::new(""),
+        by_password: true,
+        home: shard.clone(),
+        target: shard,
+    })
 }
 
 async fn project_id(state: &Gateway, project: &ProjectRef) -> Result<ProjectId> {
@@ -192,7 +220,10 @@ struct IssueRoute {
 /// Resolves the names and ids of a token request to shards.
 async fn resolve(state: &Gateway, auth: &AuthRequest) -> Result<IssueRoute> {
     let (user, by_password) = match &auth.identity {
-        Identity::Password { user, .. } => (user_id(state, user).await?, true),
+        Identity::Password { user, .. } => match user_id(state, user).await? {
+            Some(id) => (id, true),
+            None => return decoy(state, user),
+        },
         Identity::Token { id } => {
             let valid = state
                 .validator

@@ -6,6 +6,7 @@
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use keyfed_shared::error::ErrorKind;
 use keyfed_shared::ids::ShardId;
 use serde_json::Value;
 
@@ -105,11 +106,31 @@ impl IntoResponse for Upstream {
     }
 }
 
+/// The URL of `path_and_query` on the member at `base`, only if parsing
+/// it changed nothing of the path: a URL parser collapses dot segments
+/// (also percent-encoded ones) and reads `\\` as `/`, which would send the
+/// request to another route than the one the gateway classified. Routing
+/// refuses such paths already ([`crate::routes::is_normalised`]); this is
+/// the check where the URL is built.
+fn upstream_url(base: &str, path_and_query: &str) -> Option<reqwest::Url> {
+    let base = base.trim_end_matches('/');
+    let url = reqwest::Url::parse(&format!("{base}{path_and_query}")).ok()?;
+    let base_path = reqwest::Url::parse(base)
+        .ok()?
+        .path()
+        .trim_end_matches('/')
+        .to_owned();
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    (url.path() == format!("{base_path}{path}")).then_some(url)
+}
+
 impl Gateway {
     /// Sends `req` to `shard` and reads its whole answer.
     pub async fn call(&self, shard: &ShardId, req: &Outgoing) -> Result<Upstream> {
         let member = self.view.member(shard).ok_or(GatewayError::NoMember)?;
-        let url = format!("{}{}", member.url.trim_end_matches('/'), req.path_and_query);
+        let url = upstream_url(&member.url, &req.path_and_query).ok_or_else(|| {
+            GatewayError::api(ErrorKind::NotFound, "The resource could not be found.")
+        })?;
         self.metrics.upstream_request(shard.as_str());
         let failed = |reason: String| {
             self.metrics.upstream_error(shard.as_str());
@@ -120,8 +141,9 @@ impl Gateway {
         };
         let response = self
             .http
-            .request(req.method.clone(), &url)
+            .request(req.method.clone(), url)
             .headers(req.headers.clone())
+            .headers(self.forwarded.clone())
             .body(req.body.clone())
             .send()
             .await
@@ -145,5 +167,35 @@ impl Gateway {
             headers,
             body,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upstream_url;
+
+    #[test]
+    fn an_upstream_url_is_the_path_as_classified_or_none() {
+        let url = upstream_url("https://10.0.0.1:5000/", "/v3/projects/p1?x=1");
+        assert_eq!(
+            url.map(String::from).as_deref(),
+            Some("https://10.0.0.1:5000/v3/projects/p1?x=1")
+        );
+        let based = upstream_url("http://h/identity", "/v3/users/u1");
+        assert_eq!(
+            based.map(String::from).as_deref(),
+            Some("http://h/identity/v3/users/u1")
+        );
+        for collapsing in [
+            "/v3/auth/../../metrics",
+            "/v3/auth/%2e%2E/%2e./internal/v1/join",
+            "/v3/domains/.%2e/.%2e/internal/v1/tenants?x=1",
+            "/v3/users/u1\\..\\..\\readyz",
+        ] {
+            assert!(
+                upstream_url("http://h:1", collapsing).is_none(),
+                "{collapsing}"
+            );
+        }
     }
 }

@@ -105,6 +105,45 @@ const ANY_MEMBER: &[&str] = &[
     "OS-SIMPLE-CERT",
 ];
 
+/// The `/v3/auth/…` APIs (besides tokens and projects) every member
+/// answers; any other `/v3/auth/…` path is not a Keystone route.
+const AUTH_ANY_MEMBER: &[&str] = &["tokens", "catalog", "domains", "system", "OS-FEDERATION"];
+
+/// Whether a path (after `/v3/`) is one the gateway may forward as it is:
+/// no segment is a dot segment (`.`, `..`, raw or percent-encoded in any
+/// case, e.g. `%2e%2E`, `.%2e`) and none hides a separator (`%2f`, `%5c`,
+/// a raw `\`). A URL library collapses dot segments (and treats `\` as
+/// `/` in http URLs) when it parses the upstream URL, so such a path could
+/// reach a shard as another route than the one classified — its
+/// `/metrics`, or its internal routes. Refused before any upstream call.
+pub fn is_normalised(rest: &str) -> bool {
+    rest.split('/').all(|seg| {
+        let decoded = percent_decode(seg);
+        decoded != b"." && decoded != b".." && !decoded.iter().any(|b| matches!(b, b'/' | b'\\'))
+    })
+}
+
+/// `seg` with `%XX` escapes decoded (a malformed escape stays as it is).
+fn percent_decode(seg: &str) -> Vec<u8> {
+    let bytes = seg.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Most path segments after `/v3/` that classification looks at: every
 /// pattern below has at most five fixed segments, and the longer ones end
 /// in `..`, so a longer path classifies the same when cut to six.
@@ -116,6 +155,9 @@ pub fn classify(method: &Method, path: &str) -> (Route, &'static str) {
     let Some(rest) = path.strip_prefix("/v3/") else {
         return (Route::NotFound, "unmatched");
     };
+    if !is_normalised(rest) {
+        return (Route::NotFound, "unmatched");
+    }
     let mut segs = [""; MAX_SEGMENTS];
     let mut n = 0;
     for seg in rest.trim_end_matches('/').split('/').take(MAX_SEGMENTS) {
@@ -133,7 +175,7 @@ pub fn classify(method: &Method, path: &str) -> (Route, &'static str) {
         ["auth", "projects"] if m == Method::GET => {
             (Route::List(Listing::AuthProjects), "/v3/auth/projects")
         }
-        ["auth", ..] => (Route::Any, "/v3/auth/*"),
+        ["auth", sub, ..] if AUTH_ANY_MEMBER.contains(sub) => (Route::Any, "/v3/auth/*"),
         ["projects"] => match m {
             Method::GET | Method::HEAD => (Route::List(Listing::Projects), "/v3/projects"),
             Method::POST => (Route::Create(Kind::Project), "/v3/projects"),
@@ -241,6 +283,53 @@ mod tests {
                     "{method} {path}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn dot_segments_and_hidden_separators_are_no_route() {
+        for path in [
+            "/v3/auth/../../metrics",
+            "/v3/auth/../../readyz",
+            "/v3/domains/../../internal/v1/tenants",
+            "/v3/auth/%2e%2e/%2E%2e/internal/v1/join",
+            "/v3/auth/.%2e/.%2E/metrics",
+            "/v3/auth/%2e./x",
+            "/v3/projects/./p1",
+            "/v3/projects/%2E",
+            "/v3/projects/p1%2f..%2f..%2fmetrics",
+            "/v3/projects/p1%2F..",
+            "/v3/users/u1%5c..%5cx",
+            "/v3/users/u1\\..\\x",
+            "/v3/regions/..",
+        ] {
+            for method in [Method::GET, Method::POST, Method::DELETE, Method::PATCH] {
+                assert_eq!(
+                    route(method.clone(), path),
+                    Route::NotFound,
+                    "{method} {path}"
+                );
+            }
+        }
+        assert_eq!(
+            route(Method::GET, "/v3/projects/a.b..c%2e"),
+            Route::Project(ProjectId::new("a.b..c%2e")),
+            "dots inside a segment are not dot segments"
+        );
+    }
+
+    #[test]
+    fn only_keystone_auth_routes_are_forwarded() {
+        let expected = [
+            ("/v3/auth/catalog", Route::Any),
+            ("/v3/auth/domains", Route::Any),
+            ("/v3/auth/system", Route::Any),
+            ("/v3/auth/metrics", Route::NotFound),
+            ("/v3/auth/internal", Route::NotFound),
+            ("/v3/auth", Route::NotFound),
+        ];
+        for (path, want) in expected {
+            assert_eq!(route(Method::GET, path), want, "{path}");
         }
     }
 

@@ -37,8 +37,41 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// The `x-openstack-request-id` of each request.
     pub request_ids: RequestIds,
+    /// `X-Forwarded-Proto`, `-Host` and `-Prefix` naming [`Self::public_url`],
+    /// sent with every shard call so the links a shard renders name the
+    /// gateway (see [`forwarded_headers`]).
+    pub forwarded: axum::http::HeaderMap,
     /// Round-robin cursor for requests any member can answer.
     next_member: AtomicUsize,
+}
+
+/// The headers telling a shard the public endpoint a request came in on,
+/// as a proxy tells Keystone (oslo's `HTTPProxyToWSGI`): scheme, host (and
+/// port) and path prefix of the gateway's configured public URL — never
+/// the client's `Host` header, so a client cannot choose the links it is
+/// given.
+pub fn forwarded_headers(public_url: &str) -> Result<axum::http::HeaderMap> {
+    use axum::http::HeaderValue;
+    let bad = |e: String| GatewayError::Internal(format!("server.public_url {public_url:?}: {e}"));
+    let url = reqwest::Url::parse(public_url).map_err(|e| bad(e.to_string()))?;
+    let host = url.host_str().ok_or_else(|| bad("no host".into()))?;
+    let host = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let prefix = url.path().trim_end_matches('/');
+    let mut headers = axum::http::HeaderMap::new();
+    for (name, value) in [
+        ("x-forwarded-proto", url.scheme()),
+        ("x-forwarded-host", host.as_str()),
+        ("x-forwarded-prefix", prefix),
+    ] {
+        if !value.is_empty() {
+            let value = HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?;
+            headers.insert(name, value);
+        }
+    }
+    Ok(headers)
 }
 
 /// The handle every handler receives.
@@ -82,16 +115,24 @@ impl Gateway {
         // mTLS to the shards: this gateway's certificate, the federation CA
         // as the only trust anchor. Without it, plain HTTP (chosen
         // explicitly in the config).
+        // The shard called must present its own certificate: one naming the
+        // member the view has at that address (not another member's, not a
+        // gateway's).
         if let Some(files) = &config.internal_tls {
-            let tls = keyfed_http::tls::client_config(files)
+            let members = view.clone();
+            let check: keyfed_http::tls::PeerCheck =
+                Arc::new(move |der, host| members.serves_at(der, host));
+            let tls = keyfed_http::tls::member_client_config(files, check)
                 .map_err(|e| crate::server::config_error("internal_tls", e))?;
             http = http.use_preconfigured_tls(tls);
         }
         let http = http
             .build()
             .map_err(|e| GatewayError::Internal(format!("building the HTTP client: {e}")))?;
+        let public_url = config.public_url();
         Ok(Arc::new(Self {
-            public_url: config.public_url(),
+            forwarded: forwarded_headers(&public_url)?,
+            public_url,
             config,
             directory,
             view,
@@ -135,5 +176,25 @@ impl Gateway {
             .filter(|m| matches!(m.status, MemberStatus::Active | MemberStatus::Retiring))
             .map(|m| m.id)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::forwarded_headers;
+
+    #[test]
+    fn the_forwarded_headers_name_the_public_url() {
+        let h = forwarded_headers("https://ID.example.org:5000/identity").unwrap();
+        let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(get("x-forwarded-proto"), Some("https"));
+        assert_eq!(get("x-forwarded-host"), Some("id.example.org:5000"));
+        assert_eq!(get("x-forwarded-prefix"), Some("/identity"));
+        let h = forwarded_headers("http://127.0.0.1:8080").unwrap();
+        assert_eq!(h.get("x-forwarded-host").unwrap(), "127.0.0.1:8080");
+        assert!(h.get("x-forwarded-prefix").is_none());
+        assert!(forwarded_headers("not a url").is_err());
     }
 }

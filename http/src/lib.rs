@@ -14,8 +14,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,7 +62,6 @@ pub async fn serve_with(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder
                     .timer(TokioTimer::new())
@@ -68,6 +69,7 @@ pub async fn serve_with(
                     .max_buf_size(max_buf);
                 match &transport {
                     Transport::Plain => {
+                        let service = TowerToHyperService::new(app.clone());
                         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
                         tokio::spawn(async move {
                             if let Err(e) = conn.await {
@@ -77,7 +79,7 @@ pub async fn serve_with(
                     }
                     Transport::Tls(acceptor) => {
                         let handshake = acceptor.accept(stream);
-                        tokio::spawn(serve_tls(handshake, peer, builder, service, graceful.watcher()));
+                        tokio::spawn(serve_tls(handshake, peer, builder, app.clone(), graceful.watcher()));
                     }
                 }
             }
@@ -93,21 +95,24 @@ pub async fn serve_with(
     }
 }
 
+/// The certificate a TLS client presented on the connection of a request
+/// (its leaf, DER), verified by the handshake: a request extension set by
+/// the serve loop on every request of a TLS connection whose client sent
+/// one (mTLS listeners require one). Handlers read the member it names
+/// with `keyfed_pki::tls::peer_member`.
+#[derive(Clone, Debug)]
+pub struct PeerCertificate(pub Arc<[u8]>);
+
 /// Completes a TLS handshake (bounded by [`TLS_HANDSHAKE_TIMEOUT`]), then
-/// serves the connection under the graceful-shutdown `watcher`.
-async fn serve_tls<S>(
+/// serves the connection under the graceful-shutdown `watcher`, each
+/// request carrying the client's [`PeerCertificate`] if it sent one.
+async fn serve_tls(
     handshake: tokio_rustls::Accept<tokio::net::TcpStream>,
     peer: std::net::SocketAddr,
     builder: hyper::server::conn::http1::Builder,
-    service: S,
+    app: Router,
     watcher: hyper_util::server::graceful::Watcher,
-) where
-    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
-    S::Future: Send + 'static,
-    S::ResBody: Send + 'static,
-    <S::ResBody as hyper::body::Body>::Data: Send,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
@@ -120,6 +125,18 @@ async fn serve_tls<S>(
             return;
         }
     };
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| PeerCertificate(Arc::from(leaf.as_ref())));
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+        if let Some(c) = &certificate {
+            req.extensions_mut().insert(c.clone());
+        }
+        app.clone().oneshot(req)
+    });
     let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "connection ended with an error");

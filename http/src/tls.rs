@@ -164,6 +164,96 @@ pub fn client_config(files: &MtlsFiles) -> Result<ClientConfig, TlsError> {
     Ok(config)
 }
 
+/// What an internal client requires of a server's certificate beyond the
+/// CA chain and the host name: called with the leaf (DER) and the host the
+/// client asked for (a DNS name, or an IP address without brackets).
+/// Shards and gateways pass a check that the certificate names the member
+/// the directory has at that address (`keyfed_pki::tls::peer_member`).
+pub type PeerCheck = Arc<dyn Fn(&[u8], &str) -> bool + Send + Sync>;
+
+/// An internal client's config whose servers must also pass `check`
+/// ([`PeerCheck`]): [`client_config`] with a server verifier that runs
+/// rustls' WebPKI verification, then `check`.
+pub fn member_client_config(files: &MtlsFiles, check: PeerCheck) -> Result<ClientConfig, TlsError> {
+    let provider = provider();
+    let roots = Arc::new(load_roots(&files.ca)?);
+    let inner =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(MemberVerifier { inner, check }))
+        .with_client_auth_cert(load_certs(&files.cert)?, load_key(&files.key)?)?;
+    Ok(config)
+}
+
+/// WebPKI verification, then the [`PeerCheck`].
+struct MemberVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    check: PeerCheck,
+}
+
+impl std::fmt::Debug for MemberVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemberVerifier")
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for MemberVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        let host = match server_name {
+            rustls::pki_types::ServerName::DnsName(name) => name.as_ref().to_owned(),
+            rustls::pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+            _ => String::new(),
+        };
+        if (self.check)(end_entity.as_ref(), &host) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// A client's config for reaching an issuer's join listener before the
 /// member has a certificate: trusts only servers certified by the
 /// federation CA (`ca`), presents no certificate.

@@ -151,6 +151,58 @@ async fn mtls_serves_only_clients_certified_by_the_federation_ca() {
         .is_err());
 }
 
+#[tokio::test]
+async fn member_clients_accept_only_the_server_their_check_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(tmp.path(), "federation-ca");
+    let shard = pki.member(MemberKind::Shard, "shard-1");
+    let gateway = pki.member(MemberKind::Gateway, "gw-1");
+    let (url, _stop) = start(Transport::tls(tls::mtls_server_config(&shard).unwrap())).await;
+    let calling = |check: tls::PeerCheck| {
+        reqwest::Client::builder()
+            .use_preconfigured_tls(tls::member_client_config(&gateway, check).unwrap())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let names_shard_1 = {
+        let seen = seen.clone();
+        std::sync::Arc::new(move |der: &[u8], host: &str| {
+            seen.lock().unwrap().push(host.to_owned());
+            keyfed_pki::tls::peer_member(der) == Some((MemberKind::Shard, "shard-1".to_owned()))
+        })
+    };
+    let r = calling(names_shard_1)
+        .get(format!("{url}/hello"))
+        .send()
+        .await;
+    assert_eq!(r.unwrap().text().await.unwrap(), "hello");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["127.0.0.1"],
+        "the check sees the host called"
+    );
+    let e = calling(std::sync::Arc::new(|_: &[u8], _: &str| false))
+        .get(format!("{url}/hello"))
+        .send()
+        .await;
+    assert!(e.is_err(), "a server the check refuses: {e:?}");
+
+    // A gateway's certificate cannot serve: no client accepts it.
+    let (gw_url, _stop2) = start(Transport::tls(tls::mtls_server_config(&gateway).unwrap())).await;
+    let e = calling(std::sync::Arc::new(|_: &[u8], _: &str| true))
+        .get(format!("{gw_url}/hello"))
+        .send()
+        .await;
+    assert!(e.is_err(), "a gateway certificate served: {e:?}");
+    assert!(member_client(&shard)
+        .get(format!("{gw_url}/hello"))
+        .send()
+        .await
+        .is_err());
+}
+
 #[test]
 fn bad_files_are_named_in_errors() {
     let tmp = tempfile::tempdir().unwrap();

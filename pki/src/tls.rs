@@ -53,6 +53,32 @@ impl std::str::FromStr for MemberKind {
     }
 }
 
+/// The member a TLS peer's certificate names: its one `keyfed:` URI SAN
+/// (`keyfed:shard:<id>` or `keyfed:gateway:<id>`, with a valid id). `None`
+/// for a certificate that does not parse or names no member, or more than
+/// one. The certificate is not verified here: call this on a certificate
+/// the TLS handshake verified against the federation CA.
+pub fn peer_member(der: &[u8]) -> Option<(MemberKind, String)> {
+    let cert = crate::anchor::parse(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    let mut named = san.value.general_names.iter().filter_map(|n| match n {
+        x509_parser::extensions::GeneralName::URI(uri) => {
+            if let Some(id) = uri.strip_prefix(crate::names::SHARD_URI_PREFIX) {
+                Some((MemberKind::Shard, id))
+            } else {
+                uri.strip_prefix(crate::names::GATEWAY_URI_PREFIX)
+                    .map(|id| (MemberKind::Gateway, id))
+            }
+        }
+        _ => None,
+    });
+    let (kind, id) = named.next()?;
+    if named.next().is_some() || check_shard_id(id).is_err() {
+        return None;
+    }
+    Some((kind, id.to_owned()))
+}
+
 /// A member's TLS certificate and its key, PEM.
 pub struct TlsIdentity {
     /// The certificate (PEM).
@@ -147,10 +173,16 @@ pub(crate) fn tls_params(
     }
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    // A gateway only calls shards: its certificate is a client's alone, so
+    // no TLS client accepts it as a server's (it cannot impersonate a
+    // shard). A shard both serves and calls peers.
+    params.extended_key_usages = match kind {
+        MemberKind::Shard => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+        MemberKind::Gateway => vec![ExtendedKeyUsagePurpose::ClientAuth],
+    };
     params.use_authority_key_identifier_extension = true;
     params.not_before = at(now - BACKDATE_SECS)?;
     params.not_after = at(now.saturating_add(validity_secs))?;
@@ -254,9 +286,34 @@ mod tests {
             san.value.general_names.as_slice(),
             [GeneralName::URI("keyfed:gateway:gw-1")]
         ));
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(
+            eku.client_auth && !eku.server_auth,
+            "a gateway certificate cannot serve"
+        );
         assert!(ca
             .issue_tls(MemberKind::Shard, "shard-1", &[], NOW, 86_400)
             .is_err());
+    }
+
+    #[test]
+    fn a_peer_certificate_names_its_member() {
+        let ca = ca();
+        let hosts = ["127.0.0.1".to_owned()];
+        for (kind, id) in [
+            (MemberKind::Shard, "shard-1"),
+            (MemberKind::Gateway, "gw-1"),
+        ] {
+            let issued = ca.issue_tls(kind, id, &hosts, NOW, 86_400).unwrap();
+            let der = crate::pem_to_der(&issued.cert_pem).unwrap();
+            assert_eq!(super::peer_member(&der), Some((kind, id.to_owned())));
+        }
+        assert_eq!(
+            super::peer_member(ca.cert().der()),
+            None,
+            "a CA names no member"
+        );
+        assert_eq!(super::peer_member(b"not a certificate"), None);
     }
 
     #[test]

@@ -236,6 +236,12 @@ pub struct TokenConfig {
     /// How long after expiry a token may still be validated with
     /// `allow_expired=true`, in seconds. Default 172800 (Keystone's 2 days).
     pub allow_expired_window_secs: u64,
+    /// How far in the future a token's issue time may be, in seconds, for
+    /// members' clocks that are not quite in step: a token issued later
+    /// than now plus this is refused (no revocation event by time could
+    /// match it). Default 60; keep it equal to the gateways'
+    /// `validator.max_clock_skew_secs`.
+    pub max_clock_skew_secs: u64,
     /// PKCS#8 PEM file holding the Ed25519 signing key; created (mode 0600)
     /// when missing. Default `./keyfed-signing-key.pem`.
     pub signing_key_file: PathBuf,
@@ -246,6 +252,7 @@ impl Default for TokenConfig {
         Self {
             expiration_secs: 3600,
             allow_expired_window_secs: 2 * 24 * 3600,
+            max_clock_skew_secs: keyfed_federation::DEFAULT_MAX_CLOCK_SKEW_SECS,
             signing_key_file: PathBuf::from("./keyfed-signing-key.pem"),
         }
     }

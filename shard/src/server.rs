@@ -97,7 +97,13 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
             "Request headers are too large.",
         ))
     } else {
-        AssertUnwindSafe(next.run(req))
+        // Behind a gateway, links name the federation's public endpoint.
+        let base = state
+            .federation
+            .is_some()
+            .then(|| api::base_url::of_request(req.headers()))
+            .flatten();
+        AssertUnwindSafe(api::base_url::scope(base, next.run(req)))
             .catch_unwind()
             .instrument(span.clone())
             .await

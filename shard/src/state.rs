@@ -215,8 +215,9 @@ impl Shard {
 fn peer_client(config: &ShardConfig) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(2));
     if let Some(files) = &config.internal_tls {
-        let tls = keyfed_http::tls::client_config(files)
-            .map_err(|e| crate::error::Error::Internal(format!("internal_tls: {e}")))?;
+        let tls =
+            keyfed_http::tls::member_client_config(files, crate::federation::peer_is_a_shard())
+                .map_err(|e| crate::error::Error::Internal(format!("internal_tls: {e}")))?;
         builder = builder.use_preconfigured_tls(tls);
     }
     builder

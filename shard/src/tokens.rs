@@ -21,6 +21,7 @@ impl Shard {
         self.metrics.validation(match &outcome {
             Ok(_) => "valid",
             Err(TokenError::Expired) => "expired",
+            Err(TokenError::IssuedInFuture) => "issued_in_future",
             Err(TokenError::Revoked) => "revoked",
             Err(TokenError::UnknownSigner) => "unknown_signer",
             Err(TokenError::BadSignature) => "bad_signature",
@@ -41,7 +42,8 @@ impl Shard {
         } else {
             0
         };
-        claims.check_time(now - grace)?;
+        let max_skew = self.config.tokens.max_clock_skew_secs as i64 * 1_000_000;
+        claims.check_time(now, grace, max_skew)?;
         if self.is_revoked(&claims.facts()) {
             return Err(TokenError::Revoked);
         }

@@ -197,7 +197,8 @@ pub async fn start(
     config.server.listen = gateway_addr;
     config.server.public_url = Some(gateway.clone());
     config.server.shutdown_grace_secs = 1;
-    let public = public_ca.member(MemberKind::Gateway, "public")?;
+    // A server's certificate (gateway certificates only serve clients).
+    let public = public_ca.member(MemberKind::Shard, "public")?;
     config.server.tls = Some(TlsFiles {
         cert: public.cert,
         key: public.key,

@@ -3,8 +3,9 @@
 //! through in-process hooks (the join endpoint, `enrol`, the ring, the
 //! internal API, `admin::retire`):
 //!
-//! - the join endpoint answers Keystone-shaped errors: bad token 401, bad
-//!   CSR 400, id taken 409; the join token cannot be used twice;
+//! - the join endpoint answers Keystone-shaped errors: bad or missing
+//!   token 401 (checked first), bad CSR 400, id taken 409; the join token
+//!   cannot be used twice;
 //! - a third shard enrols through a member (its key, a CSR, its
 //!   certificate) and turns itself active once serving;
 //! - every tenant that existed before keeps its owner (the ones the new
@@ -169,7 +170,10 @@ async fn a_shard_joins_takes_new_tenants_and_existing_ones_stay_put() {
     )
     .await;
     assert_keystone_error(status, &body, 409);
+    // Without a token, nothing else about the request is judged.
     let (status, body) = post_join(&issuer, &json!({"shard_id": "x"})).await;
+    assert_keystone_error(status, &body, 401);
+    let (status, body) = post_join(&issuer, &json!({"shard_id": "x", "join_token": token})).await;
     assert_keystone_error(status, &body, 400);
 
     // shard-2 enrols with the (still unspent) token, then starts.

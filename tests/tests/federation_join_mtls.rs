@@ -166,7 +166,9 @@ async fn a_shard_joins_an_mtls_federation_and_is_served_over_mtls() -> anyhow::R
     let http = client(&public_ca.ca_file(), None)?;
     let gw = &fed.gateway;
     let token = login(&http, gw).await?;
-    let probe = federation_ca.member(MemberKind::Gateway, "gw-probe")?;
+    // Internal routes serve shard certificates only (as `keyfed status`
+    // calls them, with a shard's files).
+    let probe = federation_ca.member(MemberKind::Shard, "shard-probe")?;
     let member_client = client(&federation_ca.ca_file(), Some(&probe))?;
     let mut on_new = Vec::new();
     for n in 0..60 {

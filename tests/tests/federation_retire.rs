@@ -78,7 +78,9 @@ async fn retiring_a_member_cannot_race_a_creation_on_it() -> anyhow::Result<()> 
     let http = client(&public_ca.ca_file(), None)?;
     let gw = fed.gateway.clone();
     let token = login(&http, &gw).await?;
-    let probe = federation_ca.member(MemberKind::Gateway, "gw-probe")?;
+    // Internal routes serve shard certificates (as `keyfed shard retire`
+    // calls them, with a shard's files).
+    let probe = federation_ca.member(MemberKind::Shard, "shard-probe")?;
     let members = client(&federation_ca.ca_file(), Some(&probe))?;
     let admin_token = credentials::issue(dir, Purpose::Admin, now(), 300).await?;
     let listed = |seconds| {
@@ -143,7 +145,9 @@ async fn a_retirement_under_load_never_misroutes_a_project() -> anyhow::Result<(
     let http = client(&public_ca.ca_file(), None)?;
     let gw = fed.gateway.clone();
     let token = login(&http, &gw).await?;
-    let probe = federation_ca.member(MemberKind::Gateway, "gw-probe")?;
+    // Internal routes serve shard certificates (as `keyfed shard retire`
+    // calls them, with a shard's files).
+    let probe = federation_ca.member(MemberKind::Shard, "shard-probe")?;
     let members = client(&federation_ca.ca_file(), Some(&probe))?;
 
     // Creations, each read back at once, while shard-3 is retired.

@@ -87,15 +87,42 @@ async fn login(http: &reqwest::Client, env: &HashMap<String, String>) -> anyhow:
     Ok(r.headers()["x-subject-token"].to_str()?.to_owned())
 }
 
+/// The data directory is 0700, and so is every directory of the embedded
+/// directory and stores in it, whose files (password hashes, join and
+/// admin token records) are 0600.
+#[cfg(unix)]
+fn only_the_owner_reads(data: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(data), 0o700, "{}", data.display());
+    let mut stack: Vec<_> = ["directory", "shard-1", "admin-password"]
+        .iter()
+        .map(|name| data.join(name))
+        .collect();
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            assert_eq!(mode(&path), 0o700, "{}", path.display());
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+            files += 1;
+        }
+    }
+    assert!(files > 3, "the stores and directory hold files");
+    assert_eq!(mode(&data.join("shard-1/state.json")), 0o600);
+}
+
 #[tokio::test]
 async fn dev_prints_working_credentials_and_keeps_data() {
     let bin = keyfed_tests::cluster::keyfed_binary().unwrap();
-    let data = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("keyfed-dev");
     let http = reqwest::Client::new();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
 
-    let dev = start_dev(&bin, port, data.path()).unwrap();
+    let dev = start_dev(&bin, port, &data).unwrap();
     assert_eq!(dev.env["OS_AUTH_URL"], format!("{base}/v3"));
     wait_healthy(&http, &base).await.unwrap();
     let token = login(&http, &dev.env).await.unwrap();
@@ -121,11 +148,13 @@ async fn dev_prints_working_credentials_and_keeps_data() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
+    #[cfg(unix)]
+    only_the_owner_reads(&data);
     let first_env = dev.env.clone();
     drop(dev);
 
     // Restart on the same data: same credentials, the project is still there.
-    let dev = start_dev(&bin, port, data.path()).unwrap();
+    let dev = start_dev(&bin, port, &data).unwrap();
     assert_eq!(dev.env["OS_PASSWORD"], first_env["OS_PASSWORD"]);
     wait_healthy(&http, &base).await.unwrap();
     let token = login(&http, &dev.env).await.unwrap();

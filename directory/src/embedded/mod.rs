@@ -19,7 +19,6 @@ mod revocations;
 #[cfg(test)]
 mod tests;
 
-use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,7 +54,7 @@ impl EmbeddedDirectory {
     pub fn open(config: &EmbeddedConfig) -> Result<Self> {
         config.validate()?;
         let dir = config.path.join(&config.namespace);
-        fs::create_dir_all(&dir).map_err(|e| {
+        crate::private_files::create_private_dir(&dir).map_err(|e| {
             DirectoryError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
         let open =

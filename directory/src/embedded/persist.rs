@@ -105,7 +105,7 @@ fn write_atomic_blocking(path: &Path, bytes: &[u8]) -> io::Result<()> {
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
     {
-        let mut file = fs::File::create(&temporary)?;
+        let mut file = crate::private_files::create_private_file(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }

@@ -123,6 +123,9 @@ pub async fn admit(
     now: i64,
     validity_secs: i64,
 ) -> Result<JoinGrant, LifecycleError> {
+    // The token first: without a valid one nothing about the request is
+    // looked at, so nothing about joins or members is told.
+    credentials::check_join_token(dir, &req.join_token, now).await?;
     check(req)?;
     let members = dir.kv(Bucket::Members);
     if members.get(&req.shard_id).await?.is_some() {
@@ -149,9 +152,7 @@ pub async fn admit(
         None => None,
     };
     // One join at a time: the lease is this shard's until it is active
-    // (refused, the token unspent, while another shard is joining). The
-    // token is checked first: without one, nothing about joins is told.
-    credentials::check_join_token(dir, &req.join_token, now).await?;
+    // (refused, the token unspent, while another shard is joining).
     lease::acquire(dir, &req.shard_id, now, JOIN_LEASE_SECS).await?;
     let admitted = record(dir, req, now, &der, &signer.key).await;
     if admitted.is_err() {

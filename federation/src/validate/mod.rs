@@ -75,7 +75,16 @@ pub struct ValidatorConfig {
     /// would start another is rejected without a look-up. 0 disables
     /// look-ups.
     pub max_signer_lookups_in_flight: usize,
+    /// How far in the future a token's issue time (`iat`) may be, in
+    /// seconds, for clocks that are not quite in step: a token issued later
+    /// than now plus this is refused. Default 60; keep it equal to the
+    /// shards' `tokens.max_clock_skew_secs`.
+    pub max_clock_skew_secs: u64,
 }
+
+/// The default of `max_clock_skew_secs` (gateways) and
+/// `tokens.max_clock_skew_secs` (shards).
+pub const DEFAULT_MAX_CLOCK_SKEW_SECS: u64 = 60;
 
 impl Default for ValidatorConfig {
     fn default() -> Self {
@@ -86,6 +95,7 @@ impl Default for ValidatorConfig {
             unknown_signer_ttl_ms: 30_000,
             unknown_signer_capacity: 10_000,
             max_signer_lookups_in_flight: 64,
+            max_clock_skew_secs: DEFAULT_MAX_CLOCK_SKEW_SECS,
         }
     }
 }
@@ -156,6 +166,7 @@ pub struct Validator {
     cache: TokenCache,
     max_ttl: i64,
     allow_expired_window: i64,
+    max_skew: i64,
 }
 
 impl std::fmt::Debug for Validator {
@@ -198,6 +209,7 @@ impl Validator {
             cache: TokenCache::new(capacity),
             max_ttl: micros(config.cache_max_ttl_secs),
             allow_expired_window: micros(config.allow_expired_window_secs),
+            max_skew: micros(config.max_clock_skew_secs),
         }
     }
 
@@ -282,7 +294,7 @@ impl Validator {
                 (claims, Bodies::default())
             }
         };
-        claims.check_time(now.saturating_sub(grace))?;
+        claims.check_time(now, grace, self.max_skew)?;
         if self.revocations.is_revoked(&claims.facts()) {
             return Err(TokenError::Revoked.into());
         }

@@ -118,6 +118,28 @@ async fn expiry_and_the_allow_expired_window() {
 }
 
 #[tokio::test]
+async fn a_token_from_the_future_is_refused_and_revocable_ones_are_not() {
+    let f = fixture().await;
+    let v = &f.validator;
+    let now = now_micros();
+    let skew = DEFAULT_MAX_CLOCK_SKEW_SECS as i64 * MICROS;
+    let s1 = signer("s1");
+    let ahead = s1.sign(&claims(None, now + skew / 2, now + HOUR)).unwrap();
+    assert!(v.validate(&ahead, false).is_ok(), "a clock a little ahead");
+    let future = s1
+        .sign(&claims(None, now + 10 * skew, now + 10 * skew + HOUR))
+        .unwrap();
+    assert_eq!(v.validate(&future, false), Err(TokenError::IssuedInFuture));
+    assert_eq!(
+        v.validate(&future, true),
+        Err(TokenError::IssuedInFuture),
+        "allow_expired does not let it in either"
+    );
+    // Once the clock reaches it (less the skew), it is a token like others.
+    assert!(v.validate_at(&future, false, now + 9 * skew).is_ok());
+}
+
+#[tokio::test]
 async fn a_revocation_reaches_a_cached_token_within_a_second() {
     let f = fixture().await;
     let token = fresh_token(&signer("s2"));
@@ -208,4 +230,33 @@ async fn rendered_bodies_are_reused_until_global_data_changes() {
                 .as_slice()
             && body != with
     });
+}
+
+#[tokio::test]
+async fn a_server_certificate_must_name_the_member_at_its_address() {
+    let f = fixture().await;
+    let now = now_micros() / MICROS;
+    let ca = keyfed_pki::FederationCa::init(&f._tmp.path().join("ca"), "test", now, 3600).unwrap();
+    let der = |kind, id: &str| {
+        let hosts = [format!("{id}.invalid")];
+        let pem = ca.issue_tls(kind, id, &hosts, now, 3600).unwrap().cert_pem;
+        keyfed_pki::pem_to_der(&pem).unwrap()
+    };
+    let s1 = der(keyfed_pki::MemberKind::Shard, "s1");
+    assert!(f.view.serves_at(&s1, "s1.invalid"));
+    assert!(
+        f.view.serves_at(&s1, "S1.Invalid"),
+        "host names compare without case"
+    );
+    assert!(
+        !f.view.serves_at(&s1, "s2.invalid"),
+        "s1's certificate at s2's address"
+    );
+    let stranger = der(keyfed_pki::MemberKind::Shard, "s9");
+    assert!(!f.view.serves_at(&stranger, "s9.invalid"), "no such member");
+    let gateway = der(keyfed_pki::MemberKind::Gateway, "s1");
+    assert!(
+        !f.view.serves_at(&gateway, "s1.invalid"),
+        "a gateway's certificate"
+    );
 }

@@ -268,6 +268,27 @@ impl FederationView {
         self.shared.members.load().by_id.get(id).cloned()
     }
 
+    /// Whether a TLS server certificate (`der`, already verified against the
+    /// federation CA) presented at `host` is that of the member the view
+    /// has there: it names a shard (`keyfed:shard:<id>`, not a gateway) and
+    /// that member's URL has `host`. Internal clients check it, so a
+    /// certificate of another member, or a gateway's, cannot stand in for
+    /// the member called.
+    pub fn serves_at(&self, der: &[u8], host: &str) -> bool {
+        let Some((keyfed_pki::MemberKind::Shard, id)) = keyfed_pki::tls::peer_member(der) else {
+            return false;
+        };
+        let same = |url_host: String| match (
+            url_host.parse::<std::net::IpAddr>(),
+            host.parse::<std::net::IpAddr>(),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => url_host.eq_ignore_ascii_case(host),
+        };
+        self.member(&ShardId::new(id))
+            .is_some_and(|m| keyfed_pki::tls_request::url_host(&m.url).is_ok_and(same))
+    }
+
     /// Every member not removed, in id order.
     pub fn members(&self) -> Vec<Member> {
         let mut all: Vec<Member> = self.shared.members.load().by_id.values().cloned().collect();

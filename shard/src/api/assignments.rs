@@ -516,9 +516,10 @@ async fn list_assignments(
                 }
             }
             let role_id = prior.as_ref().unwrap_or(&a.role_id);
-            let mut links = json!({"assignment": format!("{}/v3/{path}/users/{}/roles/{role_id}", state.public_url, a.user_id)});
+            let base = super::base_url::base(&state);
+            let mut links = json!({"assignment": format!("{base}/v3/{path}/users/{}/roles/{role_id}", a.user_id)});
             if let Some(prior) = prior {
-                links["prior_role"] = json!(format!("{}/v3/roles/{prior}", state.public_url));
+                links["prior_role"] = json!(format!("{base}/v3/roles/{prior}"));
             }
             let mut v = json!({"role": role, "user": user, "scope": scope, "links": links});
             if let Some(obj) = v.as_object_mut() {

@@ -377,7 +377,7 @@ async fn auth_catalog(State(state): State<AppState>, caller: Caller) -> Result<R
     let catalog = state.global().catalog.as_ref().clone();
     Ok(Json(json!({
         "catalog": catalog,
-        "links": {"self": format!("{}/v3/auth/catalog", state.public_url), "previous": null, "next": null},
+        "links": {"self": format!("{}/v3/auth/catalog", super::base_url::base(&state)), "previous": null, "next": null},
     }))
     .into_response())
 }
@@ -398,7 +398,7 @@ async fn auth_system(State(state): State<AppState>, caller: Caller) -> Result<Re
     };
     Ok(Json(json!({
         "system": system,
-        "links": {"self": format!("{}/v3/auth/system", state.public_url), "previous": null, "next": null},
+        "links": {"self": format!("{}/v3/auth/system", super::base_url::base(&state)), "previous": null, "next": null},
     }))
     .into_response())
 }

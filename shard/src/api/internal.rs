@@ -31,13 +31,17 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use keyfed_federation::lifecycle::admit::{admit, JoinRequest};
 use keyfed_federation::lifecycle::{credentials, LifecycleError};
+use keyfed_http::PeerCertificate;
+use keyfed_pki::tls::{peer_member, MemberKind};
 use keyfed_pki::FederationCa;
 use keyfed_shared::error::ApiError;
 use keyfed_shared::federation::MemberStatus;
@@ -48,7 +52,7 @@ use keyfed_shared::time::now_micros;
 use serde_json::json;
 
 use crate::api::body::JsonBody;
-use crate::error::Result;
+use crate::error::{api_response, Result};
 use crate::federation::Federated;
 use crate::state::AppState;
 
@@ -68,6 +72,32 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/internal/v1/tenants", get(tenants))
         .route("/internal/v1/close", post(close))
         .route("/internal/v1/renew", post(super::renew::renew))
+}
+
+/// Authorises the caller of an internal route on the shard's listener:
+/// with `[internal_tls]` (mTLS), only a peer whose certificate names a
+/// shard (`keyfed:shard:<id>`) — a gateway's certificate, which a gateway
+/// presents on every call it forwards, gets 403, so no path a gateway could
+/// be made to forward reaches these routes. Without mTLS there is no
+/// caller identity to check; the routes' own credentials (join and admin
+/// tokens) authorise. The join listener serves the join route without this
+/// check (its callers have no certificate yet).
+pub(super) async fn members_only(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if state.config.internal_tls.is_some() {
+        let shard = req
+            .extensions()
+            .get::<PeerCertificate>()
+            .and_then(|c| peer_member(&c.0))
+            .is_some_and(|(kind, _)| kind == MemberKind::Shard);
+        if !shard {
+            return api_response(&ApiError::forbidden());
+        }
+    }
+    next.run(req).await
 }
 
 pub(super) fn now() -> i64 {
@@ -112,7 +142,22 @@ pub(super) fn refusal(e: LifecycleError) -> ApiError {
     }
 }
 
-async fn join(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<Response> {
+/// The join token is the credential and is checked before anything else
+/// about the request is looked at — its JSON, its CSR, whether a member of
+/// that name exists — so a caller without a valid token learns nothing but
+/// 401 (on an issuer; a shard that is not one answers 404).
+async fn join(State(state): State<AppState>, body: Bytes) -> Result<Response> {
+    let f = federated(&state)?;
+    if f.issuer.is_none() {
+        return Err(ApiError::not_found("resource", "join").into());
+    }
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let token = body["join_token"]
+        .as_str()
+        .ok_or_else(ApiError::unauthorized)?;
+    credentials::check_join_token(f.directory.as_ref(), token, now())
+        .await
+        .map_err(refusal)?;
     let (f, ca, request) = issuer_request::<JoinRequest>(&state, body, "join", "join")?;
     let grant = admit(
         f.directory.as_ref(),

@@ -7,6 +7,7 @@
 
 mod assignments;
 mod auth;
+pub mod base_url;
 pub mod body;
 mod catalog;
 mod domains;
@@ -40,7 +41,12 @@ pub fn router(state: AppState) -> Router {
         .merge(roles::routes())
         .merge(assignments::routes())
         .merge(catalog::routes())
-        .merge(internal::routes())
+        .merge(
+            internal::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                internal::members_only,
+            )),
+        )
         .merge(unsupported::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -72,14 +78,14 @@ async fn method_not_allowed() -> Response {
 
 /// `{"self": <base>/v3/<path>}`.
 pub(crate) fn links(state: &AppState, path: &str) -> Value {
-    json!({"self": format!("{}/v3/{path}", state.public_url)})
+    json!({"self": format!("{}/v3/{path}", base_url::base(state))})
 }
 
 /// A collection body: `{"<key>": [...], "links": {...}}`.
 pub(crate) fn collection(state: &AppState, key: &str, path: &str, items: Vec<Value>) -> Response {
     let body = json!({
         key: items,
-        "links": {"self": format!("{}/v3/{path}", state.public_url), "previous": null, "next": null},
+        "links": {"self": format!("{}/v3/{path}", base_url::base(state)), "previous": null, "next": null},
     });
     (StatusCode::OK, axum::Json(body)).into_response()
 }

@@ -19,11 +19,11 @@ pub(super) fn routes() -> Router<AppState> {
 async fn versions(State(state): State<AppState>) -> Response {
     (
         StatusCode::MULTIPLE_CHOICES,
-        Json(discovery::versions(&state.public_url)),
+        Json(discovery::versions(&super::base_url::base(&state))),
     )
         .into_response()
 }
 
 async fn v3(State(state): State<AppState>) -> Json<Value> {
-    Json(discovery::version(&state.public_url))
+    Json(discovery::version(&super::base_url::base(&state)))
 }

@@ -18,8 +18,9 @@ pub fn internal_client(
         .connect_timeout(Duration::from_secs(2))
         .timeout(timeout);
     if let Some(files) = &config.internal_tls {
-        let tls = keyfed_http::tls::client_config(files)
-            .map_err(|e| ShardError::Federation(format!("internal_tls: {e}")))?;
+        let tls =
+            keyfed_http::tls::member_client_config(files, crate::federation::peer_is_a_shard())
+                .map_err(|e| ShardError::Federation(format!("internal_tls: {e}")))?;
         builder = builder.use_preconfigured_tls(tls);
     }
     builder

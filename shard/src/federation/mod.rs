@@ -265,3 +265,14 @@ impl Federated {
         self.revocations.is_revoked(facts)
     }
 }
+
+/// The check of a shard's internal TLS clients on the servers they call:
+/// a certificate naming a shard (`keyfed:shard:<id>`), never a gateway's.
+/// (Gateways also bind it to the member at the address: see
+/// `FederationView::serves_at`.)
+pub fn peer_is_a_shard() -> keyfed_http::tls::PeerCheck {
+    std::sync::Arc::new(|der, _host| {
+        keyfed_pki::tls::peer_member(der)
+            .is_some_and(|(kind, _)| kind == keyfed_pki::MemberKind::Shard)
+    })
+}

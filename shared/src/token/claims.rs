@@ -93,10 +93,15 @@ pub enum Scope {
 }
 
 impl Claims {
-    /// Rejects an expired token. `now` is unix microseconds.
-    pub fn check_time(&self, now: i64) -> Result<(), TokenError> {
-        if now >= self.expires_at {
+    /// Rejects a token expired more than `grace` ago, or issued more than
+    /// `max_skew` after `now` (a token from the future: refused, since no
+    /// revocation event by time could ever match it, and a clock that far
+    /// ahead is a fault). All in unix microseconds.
+    pub fn check_time(&self, now: i64, grace: i64, max_skew: i64) -> Result<(), TokenError> {
+        if now.saturating_sub(grace) >= self.expires_at {
             Err(TokenError::Expired)
+        } else if self.issued_at > now.saturating_add(max_skew) {
+            Err(TokenError::IssuedInFuture)
         } else {
             Ok(())
         }

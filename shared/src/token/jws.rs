@@ -294,8 +294,36 @@ mod tests {
     #[test]
     fn expiry() {
         let c = claims();
-        assert!(c.check_time(c.expires_at - 1).is_ok());
-        assert_eq!(c.check_time(c.expires_at), Err(TokenError::Expired));
+        assert!(c.check_time(c.expires_at - 1, 0, 0).is_ok());
+        assert_eq!(c.check_time(c.expires_at, 0, 0), Err(TokenError::Expired));
+        assert!(
+            c.check_time(c.expires_at + 9, 10, 0).is_ok(),
+            "within grace"
+        );
+        assert_eq!(
+            c.check_time(c.expires_at + 10, 10, 0),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_token_issued_beyond_the_clock_skew_is_refused() {
+        let c = claims();
+        let skew = 60_000_000;
+        assert!(c.check_time(c.issued_at, 0, skew).is_ok());
+        assert!(
+            c.check_time(c.issued_at - skew, 0, skew).is_ok(),
+            "issued exactly the skew ahead"
+        );
+        assert_eq!(
+            c.check_time(c.issued_at - skew - 1, 0, skew),
+            Err(TokenError::IssuedInFuture)
+        );
+        assert_eq!(
+            c.check_time(c.issued_at - skew - 1, 3_600_000_000, skew),
+            Err(TokenError::IssuedInFuture),
+            "allow_expired's grace does not move the skew"
+        );
     }
 
     proptest! {

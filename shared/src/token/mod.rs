@@ -37,6 +37,9 @@ pub enum TokenError {
     /// Past `expires_at`.
     #[error("token expired")]
     Expired,
+    /// Issued (`iat`) later than now plus the allowed clock skew.
+    #[error("token issued in the future")]
+    IssuedInFuture,
     /// Matched a revocation event.
     #[error("token revoked")]
     Revoked,

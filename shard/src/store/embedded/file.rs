@@ -65,7 +65,8 @@ pub(super) fn save(dir: &Path, state: &State) -> StoreResult<()> {
     .map_err(|e| StoreError::Backend(format!("serializing the store: {e}")))?;
     let temp = dir.join(TEMP_FILE);
     let path = dir.join(STATE_FILE);
-    let mut file = File::create(&temp).map_err(|e| io_error("creating", &temp, e))?;
+    let mut file = keyfed_directory::private_files::create_private_file(&temp)
+        .map_err(|e| io_error("creating", &temp, e))?;
     file.write_all(&bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| io_error("writing", &temp, e))?;

@@ -91,7 +91,7 @@ impl EmbeddedStore {
     /// Opens the store in `dir`, creating the directory if needed and
     /// loading the state saved there, if any.
     pub fn open(dir: &Path) -> Result<EmbeddedStore, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        keyfed_directory::private_files::create_private_dir(dir).map_err(|e| {
             StoreError::Backend(format!("creating store directory {}: {e}", dir.display()))
         })?;
         let state = file::load(dir)?;
