@@ -38,7 +38,7 @@ async fn internal_routes_refuse_gateway_certificates_and_joins_check_the_token_f
     let federation_ca = Pki::new(root.path(), "federation-ca")?;
     let public_ca = Pki::new(root.path(), "public-ca")?;
     let fed = start(root.path(), &federation_ca, &public_ca).await?;
-    let dir = fed.directory.as_ref();
+    let dir = fed.issuer.as_ref();
     let shard = &fed.shards[0];
     let admin_token = credentials::issue(dir, Purpose::Admin, now(), 600).await?;
     let join_token = credentials::issue(dir, Purpose::Join, now(), 600).await?;
