@@ -137,7 +137,10 @@ impl NatsConfig {
             ));
         }
         if self.user.is_some() != self.password_file.is_some() {
-            return Err(invalid("password_file", "user and password_file go together"));
+            return Err(invalid(
+                "password_file",
+                "user and password_file go together",
+            ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(invalid("tls_key", "tls_cert and tls_key go together"));

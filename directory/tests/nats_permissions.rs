@@ -64,7 +64,9 @@ impl Fixture {
     }
 
     async fn as_(&self, who: &str) -> NatsDirectory {
-        NatsDirectory::connect(&self.config(Some(who))).await.unwrap()
+        NatsDirectory::connect(&self.config(Some(who)))
+            .await
+            .unwrap()
     }
 }
 
@@ -88,7 +90,10 @@ async fn each_role_writes_only_what_it_owns() {
     for b in Bucket::ALL {
         assert!(shard.kv(b).snapshot("").await.is_ok(), "{b}");
     }
-    shard.publish_revocation(Bytes::from_static(b"{}")).await.unwrap();
+    shard
+        .publish_revocation(Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
 
     // A shard: its own record, global data, pins, names, memberships,
     // admin tokens and the join lease; not another member's record, a
@@ -106,7 +111,11 @@ async fn each_role_writes_only_what_it_owns() {
         (Bucket::Credentials, "join/0123456789abcdef", false),
         (Bucket::Credentials, "renew/00ff", false),
     ] {
-        assert_eq!(put(&shard, bucket, key).await, allowed, "shard: {bucket} {key}");
+        assert_eq!(
+            put(&shard, bucket, key).await,
+            allowed,
+            "shard: {bucket} {key}"
+        );
     }
     // An issuer: every member record, attestations and credentials too.
     for (bucket, key) in [
@@ -125,23 +134,62 @@ async fn each_role_writes_only_what_it_owns() {
         (Bucket::Pins, "project/p1", false),
         (Bucket::Memberships, "u1", false),
     ] {
-        assert_eq!(put(&gateway, bucket, key).await, allowed, "gateway: {bucket} {key}");
+        assert_eq!(
+            put(&gateway, bucket, key).await,
+            allowed,
+            "gateway: {bucket} {key}"
+        );
     }
-    assert!(gateway.publish_revocation(Bytes::from_static(b"{}")).await.is_err());
-    assert!(gateway.kv(Bucket::Credentials).get("join/0123456789abcdef").await.is_err());
-    assert!(gateway.kv(Bucket::Members).get("shard-1").await.unwrap().is_some());
-    assert_eq!(gateway.kv(Bucket::Global).snapshot("").await.unwrap().entries.len(), 1);
+    assert!(gateway
+        .publish_revocation(Bytes::from_static(b"{}"))
+        .await
+        .is_err());
+    assert!(gateway
+        .kv(Bucket::Credentials)
+        .get("join/0123456789abcdef")
+        .await
+        .is_err());
+    assert!(gateway
+        .kv(Bucket::Members)
+        .get("shard-1")
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        gateway
+            .kv(Bucket::Global)
+            .snapshot("")
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
     let mut watch = gateway.kv(Bucket::Names).watch_from(0).await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(5), watch.next()).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap();
     assert!(first.is_some());
     let mut events = gateway.revocations_from(0).await.unwrap();
-    assert!(tokio::time::timeout(Duration::from_secs(5), events.next()).await.unwrap().is_some());
+    assert!(tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .is_some());
 
     // What was refused never landed.
     let members = admin.kv(Bucket::Members).snapshot("").await.unwrap();
     let keys: Vec<&str> = members.entries.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["shard-1", "shard-2", "status/shard-1"]);
-    assert_eq!(admin.kv(Bucket::Pins).snapshot("").await.unwrap().entries.len(), 1);
+    assert_eq!(
+        admin
+            .kv(Bucket::Pins)
+            .snapshot("")
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -158,14 +206,25 @@ async fn nobody_but_the_admin_deletes_or_purges_streams() {
         let mut js = async_nats::jetstream::new(client);
         js.set_timeout(Duration::from_millis(700));
         let stream = format!("KV_{NS}_global");
-        assert!(js.delete_stream(&stream).await.is_err(), "{who} deleted a stream");
+        assert!(
+            js.delete_stream(&stream).await.is_err(),
+            "{who} deleted a stream"
+        );
         if let Ok(mut s) = js.get_stream(&stream).await {
             assert!(s.purge().await.is_err(), "{who} purged a stream");
-            assert!(s.delete_message(1).await.is_err(), "{who} deleted a message");
+            assert!(
+                s.delete_message(1).await.is_err(),
+                "{who} deleted a message"
+            );
         }
     }
     let admin = f.as_("admin").await;
-    assert!(admin.kv(Bucket::Global).get("role/r1").await.unwrap().is_some());
+    assert!(admin
+        .kv(Bucket::Global)
+        .get("role/r1")
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test]

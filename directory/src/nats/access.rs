@@ -155,7 +155,12 @@ pub fn permissions(namespace: &str, role: Role, id: &str) -> Permissions {
             }
             publish.push(format!("$JS.API.STREAM.CREATE.{revocations}"));
             publish.push(format!("keyfed.{namespace}.revocations"));
-            for b in [Bucket::Pins, Bucket::Names, Bucket::Memberships, Bucket::Global] {
+            for b in [
+                Bucket::Pins,
+                Bucket::Names,
+                Bucket::Memberships,
+                Bucket::Global,
+            ] {
                 publish.push(kv(b, ">"));
             }
             if role == Role::Issuer {

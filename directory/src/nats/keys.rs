@@ -90,7 +90,17 @@ mod tests {
     #[test]
     fn other_segments_are_encoded_alone_and_round_trip() {
         for key in [
-            "a.b", "ü ñ", "*", ">", "a=b", "=", "x/y.z", "tab\there", "user/default/bob.smith", "a//b", "/",
+            "a.b",
+            "ü ñ",
+            "*",
+            ">",
+            "a=b",
+            "=",
+            "x/y.z",
+            "tab\there",
+            "user/default/bob.smith",
+            "a//b",
+            "/",
         ] {
             let encoded = encode(key);
             for token in encoded.split('.') {
@@ -103,7 +113,10 @@ mod tests {
             assert_eq!(decode(&encoded).unwrap(), key, "{encoded}");
         }
         // The prefix of a key family stays a prefix of tokens.
-        assert_eq!(encode("user/default/bob.smith"), "user.default.=Ym9iLnNtaXRo");
+        assert_eq!(
+            encode("user/default/bob.smith"),
+            "user.default.=Ym9iLnNtaXRo"
+        );
     }
 
     #[test]
