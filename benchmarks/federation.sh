@@ -37,14 +37,26 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 nats_port=$((BASE + 200))
-"$NATS" -js -a 127.0.0.1 -p "$nats_port" -sd "$WORK/jetstream" >"$WORK/nats.log" 2>&1 &
+# NATS with authorization, as in production: one nkey per process, each
+# with its least-privilege permissions (keyfed nats creds).
+creds=()
+for i in $(seq 0 $((SHARDS - 1))); do creds+=(--issuer "shard-$i"); done
+for i in $(seq 0 $((GATEWAYS - 1))); do creds+=(--gateway "gateway-$i"); done
+"$BIN" nats creds --dir "$WORK/nats" --namespace bench "${creds[@]}" >/dev/null
+cat >"$WORK/nats-server.conf" <<EOF
+listen: "127.0.0.1:$nats_port"
+jetstream { store_dir: "$WORK/jetstream" }
+include "nats/nats-authorization.conf"
+EOF
+"$NATS" -c "$WORK/nats-server.conf" >"$WORK/nats.log" 2>&1 &
 PIDS+=($!)
 "$BIN" ca init --dir "$WORK/ca" >/dev/null
 admin_password="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 gateway0="http://127.0.0.1:$BASE"
 
-nats_section="url = \"nats://127.0.0.1:$nats_port\"
-namespace = \"bench\""
+nats_section() { # $1: the identity's seed file
+    printf 'url = "nats://127.0.0.1:%s"\nnamespace = "bench"\nnkey_seed_file = "%s"\n' "$nats_port" "$1"
+}
 
 for i in $(seq 0 $((SHARDS - 1))); do
     db="keyfed_bench_$$_$i"
@@ -81,7 +93,7 @@ advertise_url = "http://127.0.0.1:$port"
 weight = 1
 
 [federation.nats]
-$nats_section
+$(nats_section "$WORK/nats/issuer-shard-$i.nk")
 EOF
     if [ "$i" -eq 0 ]; then
         cat >>"$WORK/shard-0.toml" <<EOF
@@ -117,7 +129,7 @@ public_url = "http://127.0.0.1:$port"
 insecure_plain_http = true
 
 [directory.nats]
-$nats_section
+$(nats_section "$WORK/nats/gateway-gateway-$i.nk")
 
 [upstream]
 insecure_plain_http = true

@@ -3,9 +3,11 @@
 
 mod admin;
 mod dev;
+mod nats_creds;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use keyfed_directory::nats::access::Role;
 use keyfed_shard::config::ShardConfig;
 use std::path::PathBuf;
 
@@ -56,6 +58,11 @@ enum Command {
     Ca {
         #[command(subcommand)]
         command: CaCommand,
+    },
+    /// The directory's NATS identities and their permissions.
+    Nats {
+        #[command(subcommand)]
+        command: NatsCommand,
     },
     /// Join tokens, for shards joining the federation.
     JoinToken {
@@ -120,6 +127,35 @@ enum ShardCommand {
         /// A shard config file naming the directory (`[federation]`).
         #[arg(long, short)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum NatsCommand {
+    /// Generate NATS identities (one nkey seed per process, mode 0600,
+    /// never overwritten) in `--dir`, and write `nats-authorization.conf`
+    /// there: every identity in the directory with its least-privilege
+    /// permissions, to include in nats-server.conf. Run it again with a new
+    /// `--shard` when a shard joins, then `nats-server --signal reload`.
+    Creds {
+        /// Directory of the seeds and the generated config.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The federation's namespace (`[federation.nats] namespace`).
+        #[arg(long, default_value = "keyfed")]
+        namespace: String,
+        /// A shard that is no issuer (its id); repeatable.
+        #[arg(long)]
+        shard: Vec<String>,
+        /// A shard holding the CA key (its id); repeatable.
+        #[arg(long)]
+        issuer: Vec<String>,
+        /// A gateway (any name); repeatable.
+        #[arg(long)]
+        gateway: Vec<String>,
+        /// An operators' identity with every right (any name); repeatable.
+        #[arg(long)]
+        admin: Vec<String>,
     },
 }
 
@@ -243,6 +279,32 @@ async fn main() -> anyhow::Result<()> {
             command: Some(ShardCommand::Csr { config }),
             ..
         } => print!("{}", admin::shard_csr(&config)?),
+        Command::Nats {
+            command:
+                NatsCommand::Creds {
+                    dir,
+                    namespace,
+                    shard,
+                    issuer,
+                    gateway,
+                    admin: admins,
+                },
+        } => {
+            let wanted = [
+                (Role::Shard, shard),
+                (Role::Issuer, issuer),
+                (Role::Gateway, gateway),
+                (Role::Admin, admins),
+            ];
+            let conf = nats_creds::generate(&dir, &namespace, &wanted)?;
+            println!(
+                "wrote {}\ninclude it in nats-server.conf (include \"{}\"), then: nats-server --signal reload\n\
+                 each process names its seed: nkey_seed_file = \"{}/<role>-<id>.nk\"",
+                conf.display(),
+                conf.display(),
+                dir.display()
+            );
+        }
         Command::Shard {
             command: Some(ShardCommand::Reindex { config }),
             ..

@@ -49,6 +49,27 @@ pub struct NatsConfig {
     /// Longest wait, in milliseconds, between reconnection attempts while NATS
     /// is unreachable (the delay doubles up to this).
     pub reconnect_max_delay_ms: u64,
+    /// Authentication by an nkey: the file holding this process's nkey seed
+    /// (`SU…`, one line; mode 0600 — `keyfed nats creds` writes one per
+    /// identity). Preferred: the server stores only the public key.
+    pub nkey_seed_file: Option<PathBuf>,
+    /// Authentication by a decentralised-JWT credentials file (`.creds`,
+    /// from `nsc`; mode 0600), for servers run with operator/accounts.
+    pub creds_file: Option<PathBuf>,
+    /// Authentication by user name and password: the user name…
+    pub user: Option<String>,
+    /// …and the file holding the password (one line; mode 0600).
+    pub password_file: Option<PathBuf>,
+    /// TLS to NATS: the CA certificate(s) to trust (PEM). Setting it, or a
+    /// `tls://` URL, makes the connection TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// TLS client certificate (PEM) when the server verifies clients, with
+    /// `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM; mode 0600).
+    pub tls_key: Option<PathBuf>,
+    /// Refuse to talk to NATS without TLS.
+    pub require_tls: bool,
 }
 
 impl Default for NatsConfig {
@@ -60,6 +81,14 @@ impl Default for NatsConfig {
             revocation_max_age_secs: DEFAULT_REVOCATION_MAX_AGE_SECS,
             replicas: 1,
             reconnect_max_delay_ms: 2_000,
+            nkey_seed_file: None,
+            creds_file: None,
+            user: None,
+            password_file: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            require_tls: false,
         }
     }
 }
@@ -96,7 +125,49 @@ impl NatsConfig {
         if self.reconnect_max_delay_ms == 0 {
             return Err(invalid("reconnect_max_delay_ms", "must be positive"));
         }
+        let methods = [
+            self.nkey_seed_file.is_some(),
+            self.creds_file.is_some(),
+            self.user.is_some() || self.password_file.is_some(),
+        ];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            return Err(invalid(
+                "nkey_seed_file",
+                "choose one of nkey_seed_file, creds_file, or user with password_file",
+            ));
+        }
+        if self.user.is_some() != self.password_file.is_some() {
+            return Err(invalid(
+                "password_file",
+                "user and password_file go together",
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid("tls_key", "tls_cert and tls_key go together"));
+        }
+        for (field, path) in [
+            ("nkey_seed_file", &self.nkey_seed_file),
+            ("creds_file", &self.creds_file),
+            ("password_file", &self.password_file),
+            ("tls_key", &self.tls_key),
+        ] {
+            if let Some(path) = path {
+                check_secret_file(path).map_err(|e| invalid(field, e))?;
+            }
+        }
+        for (field, path) in [("tls_ca", &self.tls_ca), ("tls_cert", &self.tls_cert)] {
+            if let Some(path) = path.as_ref().filter(|p| !p.is_file()) {
+                return Err(invalid(field, format!("{} is not a file", path.display())));
+            }
+        }
         Ok(())
+    }
+
+    /// The secret read from `path` (first line, trimmed).
+    pub(crate) fn read_secret(path: &std::path::Path) -> Result<String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DirectoryError::Invalid(format!("reading {}: {e}", path.display())))?;
+        Ok(text.lines().next().unwrap_or_default().trim().to_owned())
     }
 
     /// The server URLs, trimmed, empty items dropped.
@@ -108,6 +179,26 @@ impl NatsConfig {
             .map(str::to_owned)
             .collect()
     }
+}
+
+/// A file holding a secret must exist and be readable by its owner only.
+fn check_secret_file(path: &std::path::Path) -> std::result::Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a file", path.display()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} is readable by others (mode {mode:o}); make it 0600",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The embedded directory of `keyfed dev`: in-process, durable on disk.

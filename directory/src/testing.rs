@@ -92,12 +92,43 @@ pub struct NatsServer {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// The `authorization` block in force, if any.
+    authorization: Option<String>,
 }
 
 impl NatsServer {
     /// Starts a server on a free port and waits until it accepts
     /// connections.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// Starts a server enforcing `authorization` (a nats-server
+    /// `authorization { … }` block, e.g. from
+    /// [`crate::nats::access::authorization_conf`]).
+    pub fn start_with_authorization(authorization: String) -> io::Result<Self> {
+        Self::start_with(Some(authorization))
+    }
+
+    /// Replaces the authorization block and makes the server reload it
+    /// (`SIGHUP`), as an operator adding an identity would.
+    pub fn reload_authorization(&mut self, authorization: String) -> io::Result<()> {
+        self.authorization = Some(authorization);
+        self.write_config()?;
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .args(["-HUP", &child.id().to_string()])
+                .status()?;
+            if !status.success() {
+                return Err(io::Error::other("signalling nats-server to reload failed"));
+            }
+        }
+        // The reload is asynchronous; give the server a moment.
+        thread::sleep(Duration::from_millis(200));
+        Ok(())
+    }
+
+    fn start_with(authorization: Option<String>) -> io::Result<Self> {
         let binary = nats_server_binary()?;
         let mut last_error = None;
         // The free port may be taken again before the server binds it.
@@ -107,6 +138,7 @@ impl NatsServer {
                 port: free_port()?,
                 dir: tempfile::Builder::new().prefix("keyfed-nats").tempdir()?,
                 child: None,
+                authorization: authorization.clone(),
             };
             match server.spawn() {
                 Ok(()) => return Ok(server),
@@ -152,22 +184,32 @@ impl NatsServer {
         self.dir.path().join("nats-server.log")
     }
 
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("nats-server.conf")
+    }
+
+    /// Writes the server's config file: listen address, JetStream store and
+    /// the authorization block, if any.
+    fn write_config(&self) -> io::Result<()> {
+        let store = self.dir.path().join("jetstream");
+        let text = format!(
+            "listen: \"127.0.0.1:{}\"\njetstream {{ store_dir: {:?} }}\n{}",
+            self.port,
+            store.display().to_string(),
+            self.authorization.as_deref().unwrap_or_default()
+        );
+        std::fs::write(self.config_path(), text)
+    }
+
     fn spawn(&mut self) -> io::Result<()> {
         let log = File::options()
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        let store = self.dir.path().join("jetstream");
+        self.write_config()?;
         let child = Command::new(&self.binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&store)
+            .arg("-c")
+            .arg(self.config_path())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -24,6 +24,7 @@
 //!   fresh consumer, and continues in order, without gaps or duplicates
 //!   (subject to the compaction described in [`crate::kv`]).
 
+pub mod access;
 mod consumer;
 mod keys;
 mod kv;
@@ -64,6 +65,29 @@ impl std::fmt::Debug for NatsDirectory {
             .field("state", &self.client.connection_state())
             .finish_non_exhaustive()
     }
+}
+
+/// `options` with the credentials and TLS settings of `config`.
+async fn authenticate(options: ConnectOptions, config: &NatsConfig) -> Result<ConnectOptions> {
+    let mut options = options;
+    if let Some(path) = &config.nkey_seed_file {
+        options = options.nkey(NatsConfig::read_secret(path)?);
+    }
+    if let Some(path) = &config.creds_file {
+        options = options.credentials_file(path).await.map_err(|e| {
+            DirectoryError::Invalid(format!("directory config field `creds_file`: {e}"))
+        })?;
+    }
+    if let (Some(user), Some(path)) = (&config.user, &config.password_file) {
+        options = options.user_and_password(user.clone(), NatsConfig::read_secret(path)?);
+    }
+    if let Some(ca) = &config.tls_ca {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    Ok(options.require_tls(config.require_tls))
 }
 
 /// The delay before reconnection attempt `attempts` (counted from 1).
@@ -108,6 +132,7 @@ impl NatsDirectory {
                     }
                 }
             });
+        let options = authenticate(options, config).await?;
         let client = options
             .connect(config.servers())
             .await

@@ -43,6 +43,7 @@
 
 mod client;
 mod lifecycle;
+mod nats_access;
 mod process;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +51,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use keyfed_directory::nats::access::Role;
 use keyfed_directory::testing::NatsServer;
 use keyfed_directory::{NatsConfig, NatsDirectory};
 use keyfed_federation::view::Trust;
@@ -156,6 +158,8 @@ pub struct Cluster {
     pub http: reqwest::Client,
     binary: PathBuf,
     nats: NatsServer,
+    /// The NATS identities issued to the processes.
+    access: nats_access::NatsAccess,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -174,12 +178,25 @@ impl Cluster {
         let dir = tempfile::Builder::new()
             .prefix("keyfed-cluster")
             .tempdir()?;
-        let nats = NatsServer::start().context("starting nats-server")?;
         let namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        // nats-server enforces each process's permissions from the start:
+        // the identities of the founders and gateways are issued up front,
+        // joiners' and late gateways' when they come (and NATS reloads).
+        let mut access = nats_access::NatsAccess::new(dir.path().join("nats"), &namespace)?;
+        let (harness_seed, _) = access.seed(Role::Admin, "harness")?;
+        for i in 0..spec.shards {
+            access.seed(Role::Issuer, &format!("shard-{i}"))?;
+        }
+        for i in 0..spec.gateways {
+            access.seed(Role::Gateway, &format!("gateway-{i}"))?;
+        }
+        let nats =
+            NatsServer::start_with_authorization(access.conf()).context("starting nats-server")?;
         let directory = NatsConfig {
             namespace,
             timeout_ms: DIRECTORY_TIMEOUT.as_millis() as u64,
             reconnect_max_delay_ms: 500,
+            nkey_seed_file: Some(harness_seed),
             ..NatsConfig::new(nats.url())
         };
         // The federation CA, before anything trusts it — the harness's view
@@ -208,6 +225,7 @@ impl Cluster {
                 .build()?,
             binary,
             nats,
+            access,
             dir: Some(dir),
         };
 
@@ -301,15 +319,25 @@ impl Cluster {
         Ok(text)
     }
 
-    fn nats_section(&self) -> String {
+    /// `[…nats]` for the process of `role` `id`: the cluster's server and
+    /// namespace, and that process's own nkey (issued, and the server
+    /// reloaded, if it is new).
+    fn nats_section(&mut self, role: Role, id: &str) -> anyhow::Result<String> {
+        let (seed, new) = self.access.seed(role, id)?;
+        if new {
+            self.nats
+                .reload_authorization(self.access.conf())
+                .context("reloading nats-server's authorization")?;
+        }
         let d = &self.directory;
-        format!(
-            "url = {}\nnamespace = {}\ntimeout_ms = {}\nreconnect_max_delay_ms = {}\n",
+        Ok(format!(
+            "url = {}\nnamespace = {}\ntimeout_ms = {}\nreconnect_max_delay_ms = {}\nnkey_seed_file = {}\n",
             toml_str(&d.url),
             toml_str(&d.namespace),
             d.timeout_ms,
-            d.reconnect_max_delay_ms
-        )
+            d.reconnect_max_delay_ms,
+            toml_str(&seed.to_string_lossy()),
+        ))
     }
 
     /// Writes shard `i`'s config for `port`; shard-0's carries the
@@ -353,11 +381,14 @@ impl Cluster {
             }
             text.push('\n');
         }
-        text.push_str(&self.trust_section(self.shards[i].founder)?);
+        let founder = self.shards[i].founder;
+        text.push_str(&self.trust_section(founder)?);
+        let role = if founder { Role::Issuer } else { Role::Shard };
+        let id = self.shards[i].id.clone();
         text.push_str(&format!(
             "[federation]\nadvertise_url = {}\nweight = 1\n\n[federation.nats]\n{}",
             toml_str(&url),
-            self.nats_section()
+            self.nats_section(role, &id)?
         ));
         keyfed_shard::config::ShardConfig::from_toml_str(&text)
             .with_context(|| format!("the harness wrote a bad config for shard-{i}:\n{text}"))?;
@@ -366,8 +397,9 @@ impl Cluster {
         Ok(())
     }
 
-    fn write_gateway_config(&self, path: &Path, url: &str) -> anyhow::Result<()> {
+    fn write_gateway_config(&mut self, g: usize, path: &Path, url: &str) -> anyhow::Result<()> {
         let listen = url.trim_start_matches("http://");
+        let nats = self.nats_section(Role::Gateway, &format!("gateway-{g}"))?;
         let text = format!(
             "# Written by keyfed-tests (tests/src/cluster.rs).\n\
              [server]\nlisten = {listen}\npublic_url = {url}\nshutdown_grace_secs = 1\n\
@@ -378,7 +410,6 @@ impl Cluster {
             trust = self.trust_section(false)?,
             listen = toml_str(listen),
             url = toml_str(url),
-            nats = self.nats_section(),
             request = UPSTREAM_TIMEOUT.as_millis(),
             connect = CONNECT_TIMEOUT.as_millis(),
         );
@@ -496,7 +527,7 @@ impl Cluster {
     fn spawn_gateway(&mut self, url: String) -> anyhow::Result<()> {
         let i = self.gateways.len();
         let config = self.dir()?.join(format!("gateway-{i}.toml"));
-        self.write_gateway_config(&config, &url)?;
+        self.write_gateway_config(i, &config, &url)?;
         let mut process = Process::new(
             &format!("gateway-{i}"),
             &self.binary,
