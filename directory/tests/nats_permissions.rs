@@ -210,7 +210,7 @@ async fn nobody_but_the_admin_deletes_or_purges_streams() {
             js.delete_stream(&stream).await.is_err(),
             "{who} deleted a stream"
         );
-        if let Ok(mut s) = js.get_stream(&stream).await {
+        if let Ok(s) = js.get_stream(&stream).await {
             assert!(s.purge().await.is_err(), "{who} purged a stream");
             assert!(
                 s.delete_message(1).await.is_err(),
