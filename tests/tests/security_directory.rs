@@ -1,17 +1,21 @@
 //! The directory is not an authority: entries whose forgery would grant
 //! power are signed, and what fails its check is ignored by every reader.
 //! Regression tests of the security review's findings, on processes (two
-//! shards, a gateway, a real nats-server), writing to NATS as an attacker
-//! would — with raw access, as if its permissions were bypassed:
+//! shards, a gateway, a real nats-server enforcing each process's
+//! permissions). Each forgery is first tried with the credentials of a
+//! process that may not write it (NATS refuses it), then with the
+//! harness's admin identity, as if the permissions were bypassed:
 //!
 //! 1. an implied role `member → admin` written into the global bucket does
 //!    not make a member an admin (it did: users created, system admin
 //!    granted);
 //! 2. a join-token record of the attacker's making does not admit a rogue
 //!    shard (it did: a CA-signed certificate for an invented shard);
-//! 3. a revoked member cannot undo its revocation with its own keys: its
-//!    record rewritten `active` and a status attestation of its own
-//!    signing are ignored; its tokens stay refused (they validated again).
+//! 3. a revoked member (no issuer) cannot undo its revocation with its own
+//!    keys and NATS credentials: its record rewritten `active` and a status
+//!    attestation of its own signing are refused or ignored; its tokens
+//!    stay refused (they validated again); what it wrote while trusted
+//!    stays, what it signs afterwards, even backdated, does not count.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -77,6 +81,18 @@ async fn applied(f: &Cluster, bucket: &str, revision: u64) {
     .unwrap();
 }
 
+/// The directory as gateway 0 reaches it: its own NATS identity.
+async fn gateway_directory(f: &Cluster) -> NatsDirectory {
+    let text = std::fs::read_to_string(&f.gateways[0].config).unwrap();
+    let config = keyfed_gateway::config::GatewayConfig::from_toml(&text).unwrap();
+    let nats = config.directory.nats.unwrap();
+    assert!(
+        nats.nkey_seed_file.is_some(),
+        "the gateway has its own identity"
+    );
+    NatsDirectory::connect(&nats).await.unwrap()
+}
+
 /// A fresh token like `like`, signed with `signer`.
 fn forge(signer: &Signer, like: &str) -> String {
     let mut c = claims(like);
@@ -86,7 +102,7 @@ fn forge(signer: &Signer, like: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_directory_entries_grant_nothing() {
-    let f = Cluster::builder()
+    let mut f = Cluster::builder()
         .shards(2)
         .gateways(1)
         .start()
@@ -130,15 +146,24 @@ async fn forged_directory_entries_grant_nothing() {
         .unwrap();
     assert_eq!(status, 403, "a member creates no user");
 
-    // 1. member implies admin, written straight into NATS.
+    // 1. member implies admin, written straight into NATS: refused with a
+    //    gateway's credentials, ignored when written past the permissions.
+    let gateway_nats = gateway_directory(&f).await;
     let refused_before = f.metric_sum(0, REFUSED).await.unwrap();
     let rule = json!({"prior": member_role, "implied": admin_role});
+    let forged_rule = Bytes::from(rule.to_string());
+    let rule_key = format!("implied/{member_role}/{admin_role}");
+    assert!(
+        gateway_nats
+            .kv(Bucket::Global)
+            .put(&rule_key, forged_rule.clone())
+            .await
+            .is_err(),
+        "NATS refuses a gateway's write to global data"
+    );
     let revision = raw
         .kv(Bucket::Global)
-        .put(
-            &format!("implied/{member_role}/{admin_role}"),
-            Bytes::from(rule.to_string()),
-        )
+        .put(&rule_key, forged_rule)
         .await
         .unwrap();
     applied(&f, "global", revision).await;
@@ -168,6 +193,17 @@ async fn forged_directory_entries_grant_nothing() {
 
     // 2. A join token of the attacker's making admits no one.
     let (token, id, record) = create(Purpose::Join, now(), 600);
+    assert!(
+        gateway_nats
+            .kv(Bucket::Credentials)
+            .put(
+                &format!("join/{id}"),
+                Bytes::from(serde_json::to_vec(&record).unwrap())
+            )
+            .await
+            .is_err(),
+        "NATS refuses a gateway's write of credentials"
+    );
     raw.kv(Bucket::Credentials)
         .put(
             &format!("join/{id}"),
@@ -194,15 +230,18 @@ async fn forged_directory_entries_grant_nothing() {
         answer.text().await.unwrap()
     );
 
-    // 3. shard-1 revoked; with its own keys it tries to come back. Roles
+    // 3. A member that is no issuer (it joined) is revoked; with its own
+    //    keys and its own NATS credentials it tries to come back. Roles
     //    created before through the gateway, some of them written (and
-    //    signed) by shard-1, outlive its revocation.
+    //    signed) by it, outlive its revocation.
+    let token = f.join_token().await.unwrap();
+    let s2 = f.join_shard("shard-2", 0, &token).await.unwrap();
     let mut roles = Vec::new();
-    for i in 0..4 {
+    for i in 0..6 {
         let body = json!({"role": {"name": format!("sec-role-{i}")}});
         roles.push(created(&f, &admin, "/v3/roles", body, "role").await);
     }
-    let mut by_s1 = 0;
+    let mut by_s2 = 0;
     for id in &roles {
         let stored = raw
             .kv(Bucket::Global)
@@ -211,27 +250,28 @@ async fn forged_directory_entries_grant_nothing() {
             .unwrap()
             .unwrap();
         let envelope: Value = serde_json::from_slice(&stored.value).unwrap();
-        by_s1 += usize::from(envelope["signer"] == "shard-1.1");
+        by_s2 += usize::from(envelope["signer"] == "shard-2.1");
     }
-    assert!(by_s1 >= 1, "no role was written by shard-1");
-    let config = ShardConfig::load(&f.shards[1].config).unwrap();
+    assert!(by_s2 >= 1, "no role was written by shard-2");
+    let config = ShardConfig::load(&f.shards[s2].config).unwrap();
+    assert!(config.trust.ca_key.is_none(), "a joiner holds no CA key");
     let key = keyfed_shard::keys::load_or_create(&config.tokens.signing_key_file).unwrap();
-    let as_s1 = Signer::new("shard-1.1", key.clone());
+    let as_s2 = Signer::new("shard-2.1", key.clone());
     assert_eq!(
-        f.validate(0, &admin, &forge(&as_s1, &admin)).await.unwrap(),
+        f.validate(0, &admin, &forge(&as_s2, &admin)).await.unwrap(),
         200,
-        "shard-1's signatures count before its revocation"
+        "shard-2's signatures count before its revocation"
     );
-    f.cli_ok(&["shard", "revoke", "shard-1"]).await.unwrap();
+    f.cli_ok(&["shard", "revoke", "shard-2"]).await.unwrap();
     f.wait_for(
         Duration::from_secs(15),
-        "shard-1's tokens refused",
-        || async { f.validate(0, &admin, &forge(&as_s1, &admin)).await.ok() == Some(404) },
+        "shard-2's tokens refused",
+        || async { f.validate(0, &admin, &forge(&as_s2, &admin)).await.ok() == Some(404) },
     )
     .await
     .unwrap();
-    // Its own credentials: its signing key and certificate (the harness
-    // makes founders issuers too; a revoked member holds no CA key).
+    // Its own credentials: its signing key and certificate, and its NATS
+    // identity (permissions of a shard, not an issuer's).
     let pem = std::fs::read_to_string(
         config
             .trust
@@ -239,25 +279,28 @@ async fn forged_directory_entries_grant_nothing() {
     )
     .unwrap();
     let own_key = EntrySigner::Member {
-        kid: "shard-1.1".into(),
+        kid: "shard-2.1".into(),
         key,
         cert: Arc::new(keyfed_pki::pem_to_der(&pem).unwrap()),
     };
+    let own_nats = config.federation.as_ref().unwrap().nats.clone().unwrap();
+    assert!(own_nats.nkey_seed_file.is_some());
+    let own_nats = NatsDirectory::connect(&own_nats).await.unwrap();
     let (check, _) = keyfed_shard::federation::identity::directory_seal(&config, now()).unwrap();
     let own = Arc::new(Signers::new(Some(own_key.clone()), None));
-    let as_member = SealedDirectory::wrap(Arc::new(raw.clone()), check, own);
+    let as_member = SealedDirectory::wrap(Arc::new(own_nats.clone()), check, own);
     let members = as_member.kv(Bucket::Members);
     let mut record: Member =
-        serde_json::from_slice(&members.get("shard-1").await.unwrap().unwrap().value).unwrap();
+        serde_json::from_slice(&members.get("shard-2").await.unwrap().unwrap().value).unwrap();
     record.status = MemberStatus::Active;
     record.trusted_until = None;
     members
-        .put("shard-1", Bytes::from(serde_json::to_vec(&record).unwrap()))
+        .put("shard-2", Bytes::from(serde_json::to_vec(&record).unwrap()))
         .await
         .unwrap();
-    let key_of = status_key(&ShardId::new("shard-1"));
+    let key_of = status_key(&ShardId::new("shard-2"));
     let undo = StatusAttestation {
-        member: ShardId::new("shard-1"),
+        member: ShardId::new("shard-2"),
         status: MemberStatus::Active,
         trusted_until: None,
         at: keyfed_shared::time::now_micros(),
@@ -268,17 +311,29 @@ async fn forged_directory_entries_grant_nothing() {
         members.put(&key_of, undo.clone()).await.is_err(),
         "a member cannot sign a status attestation"
     );
-    let self_signed = own_key
-        .seal(Bucket::Members, &key_of, &undo, now())
-        .unwrap();
+    let self_signed = Bytes::from(
+        own_key
+            .seal(Bucket::Members, &key_of, &undo, now())
+            .unwrap(),
+    );
+    assert!(
+        own_nats
+            .kv(Bucket::Members)
+            .put(&key_of, self_signed.clone())
+            .await
+            .is_err(),
+        "NATS refuses a member's write of a status attestation"
+    );
+    // Past the permissions (the harness's admin identity), readers still
+    // ignore it.
     let revision = raw
         .kv(Bucket::Members)
-        .put(&key_of, Bytes::from(self_signed))
+        .put(&key_of, self_signed)
         .await
         .unwrap();
     applied(&f, "members", revision).await;
     for _ in 0..10 {
-        let fresh = forge(&as_s1, &admin);
+        let fresh = forge(&as_s2, &admin);
         assert_eq!(f.validate(0, &admin, &fresh).await.unwrap(), 404);
         let (status, _) = f
             .call(0, Method::POST, "/v3/users", &fresh, Some(&new_user))
@@ -290,7 +345,7 @@ async fn forged_directory_entries_grant_nothing() {
     // The gateway still holds the genuine revocation: an attestation never
     // goes back, and the member's later record is signed after it.
     assert!(f.metric_sum(0, REFUSED).await.unwrap() > refused_before + 1.0);
-    // What shard-1 wrote while trusted stays (its issuer signed it again);
+    // What shard-2 wrote while trusted stays (its issuer signed it again);
     // what it signs now, even dated before its revocation, does not count.
     for id in &roles {
         let (status, body) = f
