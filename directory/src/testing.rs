@@ -110,6 +110,12 @@ impl NatsServer {
         Self::start_with(Some(authorization))
     }
 
+    /// Starts a server with `fragment` added to its config (a `tls { … }`
+    /// block, say).
+    pub fn start_with_config(fragment: String) -> io::Result<Self> {
+        Self::start_with(Some(fragment))
+    }
+
     /// Replaces the authorization block and makes the server reload it
     /// (`SIGHUP`), as an operator adding an identity would.
     pub fn reload_authorization(&mut self, authorization: String) -> io::Result<()> {
