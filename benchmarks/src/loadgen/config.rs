@@ -21,6 +21,9 @@ pub enum Scenario {
     ProjectGet,
     /// `GET /v3/projects` (expects 200).
     ProjectList,
+    /// `GET /healthz` (expects 200): the server's own floor, the reference
+    /// validation throughput is compared with.
+    Healthz,
 }
 
 impl Scenario {
@@ -32,6 +35,7 @@ impl Scenario {
             Scenario::Rescope => "rescope",
             Scenario::ProjectGet => "project-get",
             Scenario::ProjectList => "project-list",
+            Scenario::Healthz => "healthz",
         }
     }
 }

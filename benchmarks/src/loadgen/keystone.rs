@@ -53,6 +53,15 @@ impl Endpoint {
         &self.base
     }
 
+    /// The URL of a path at the server's root, e.g. `root("healthz")`.
+    pub fn root(&self, path: &str) -> Result<Url, LoadgenError> {
+        let url = format!("{}/{}", self.base, path.trim_start_matches('/'));
+        Url::parse(&url).map_err(|e| LoadgenError::InvalidUrl {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
     /// The URL of a v3 resource, e.g. `v3("auth/tokens")`.
     pub fn v3(&self, path: &str) -> Result<Url, LoadgenError> {
         let url = format!("{}/v3/{}", self.base, path.trim_start_matches('/'));

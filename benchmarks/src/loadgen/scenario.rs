@@ -74,6 +74,13 @@ pub async fn prepare(config: &LoadConfig) -> Result<Plan, LoadgenError> {
                 StatusCode::OK,
             )]
         }
+        Scenario::Healthz => vec![template(
+            Method::GET,
+            endpoint.root("healthz")?,
+            HeaderMap::new(),
+            None,
+            StatusCode::OK,
+        )],
         Scenario::PasswordLogin => {
             let body = password_body(credentials, AuthScope::Project);
             vec![json_post(tokens_url, &body)?]

@@ -235,10 +235,10 @@ mod tests {
         assert!(issuer.publish.contains(&"$KV.ns_credentials.>".to_owned()));
         assert!(issuer.publish.contains(&"$KV.ns_members.>".to_owned()));
         for p in [p, issuer] {
-            assert!(!p.publish.iter().any(|s| s.contains("DELETE.KV")
-                || s.contains("PURGE")
-                || s.contains("UPDATE")
-                || s.contains("MSG.DELETE")));
+            assert!(!p.publish.iter().any(|s| s.contains("STREAM.DELETE")
+                || s.contains("STREAM.PURGE")
+                || s.contains("STREAM.UPDATE")
+                || s.contains("STREAM.MSG.DELETE")));
         }
     }
 
