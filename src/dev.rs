@@ -90,6 +90,7 @@ fn shard_config(
         weight: 1,
         nats: None,
         embedded: Some(directory.clone()),
+        name_audit_interval_secs: keyfed_shard::config::DEFAULT_NAME_AUDIT_INTERVAL_SECS,
     });
     let (ca_cert, ca_key) = keyfed_pki::ca::ca_paths(&data.join("ca"));
     config.trust.ca_cert = Some(ca_cert);

@@ -126,9 +126,9 @@ async fn each_role_writes_only_what_it_owns() {
     ] {
         assert!(put(&issuer, bucket, key).await, "issuer: {bucket} {key}");
     }
-    // A gateway: names only; it reads the rest, never credentials.
+    // A gateway writes nothing; it reads all but credentials.
     for (bucket, key, allowed) in [
-        (Bucket::Names, "user/default/alice", true),
+        (Bucket::Names, "user/default/alice", false),
         (Bucket::Global, "implied/member/admin", false),
         (Bucket::Members, "gw-1", false),
         (Bucket::Pins, "project/p1", false),

@@ -55,8 +55,8 @@ async fn answer(state: &Gateway, route: Route, req: &Incoming) -> Result<Respons
         Route::RevokeToken => auth::revoke(state, req).await,
         Route::List(listing) => fanout::list(state, req, listing).await,
         Route::Create(kind) => placement::create(state, req, kind).await,
-        Route::Delete(kind, id) => placement::delete(state, req, kind, &id).await,
-        Route::Update(kind, id) => placement::update(state, req, kind, &id).await,
+        Route::Delete(kind, id) => placement::forward(state, req, kind, &id).await,
+        Route::Update(kind, id) => placement::forward(state, req, kind, &id).await,
         Route::Project(id) => {
             let owner = state
                 .view

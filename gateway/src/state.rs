@@ -23,7 +23,8 @@ pub struct Gateway {
     pub config: GatewayConfig,
     /// The public URL (no trailing slash), for discovery and links.
     pub public_url: String,
-    /// The federation directory (names index writes and look-ups).
+    /// The federation directory, read through the view's signature checks
+    /// (names and memberships look-ups; the gateway writes nothing).
     pub directory: Arc<dyn Directory>,
     /// Members, placement, pins and global data, followed live.
     pub view: Arc<FederationView>,
@@ -103,8 +104,8 @@ impl Gateway {
     /// Starts following the directory and builds the state. Returns even if
     /// the directory is unreachable (the gateway is then not ready).
     pub async fn start(config: GatewayConfig, directory: Arc<dyn Directory>) -> Result<AppState> {
-        // The view checks the signed entries it reads; the gateway itself
-        // reads and writes only unsigned ones (names, memberships).
+        // The view checks the signed entries it reads; the gateway reads
+        // the names index through the same checks, and writes nothing.
         let view = FederationView::start_with_trust(directory.clone(), trust(&config)?).await?;
         let revocations = Revocations::start(directory.clone());
         let validator = Validator::new(view.clone(), revocations.clone(), &config.validator);
@@ -134,7 +135,7 @@ impl Gateway {
             forwarded: forwarded_headers(&public_url)?,
             public_url,
             config,
-            directory,
+            directory: view.checked_directory(),
             view,
             revocations,
             validator,

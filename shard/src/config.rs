@@ -131,10 +131,21 @@ pub struct FederationConfig {
     pub nats: Option<keyfed_directory::NatsConfig>,
     /// The embedded directory (single-process federations, `keyfed dev`).
     pub embedded: Option<keyfed_directory::EmbeddedConfig>,
+    /// Seconds between audits of the names index against this shard's
+    /// entities (one runs at start; 0: only that one). Default 3600.
+    #[serde(default = "default_name_audit_interval")]
+    pub name_audit_interval_secs: u64,
 }
 
 fn default_weight() -> u32 {
     1
+}
+
+/// The default of `[federation] name_audit_interval_secs`.
+pub const DEFAULT_NAME_AUDIT_INTERVAL_SECS: u64 = 3_600;
+
+fn default_name_audit_interval() -> u64 {
+    DEFAULT_NAME_AUDIT_INTERVAL_SECS
 }
 
 /// HTTP listener and request limits.

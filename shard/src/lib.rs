@@ -16,6 +16,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod config;
 pub mod error;
+pub mod failpoints;
 pub mod federation;
 pub mod global;
 pub mod keyring;

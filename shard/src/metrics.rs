@@ -44,6 +44,12 @@ pub struct Metrics {
     directory_revision: Family<BucketLabels, Gauge>,
     revocation_subjects: Gauge,
     directory_entries_refused: Gauge,
+    name_repairs: Family<RepairLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RepairLabels {
+    repair: &'static str,
 }
 
 impl Default for Metrics {
@@ -100,9 +106,16 @@ impl Metrics {
             "Directory entries ignored because their signature check failed (forged or misplaced)",
             directory_entries_refused.clone(),
         );
+        let name_repairs = Family::<RepairLabels, Counter>::default();
+        registry.register(
+            "name_repairs",
+            "Names-index repairs by kind: orphan_released, name_restored, conflict (two entities, one name)",
+            name_repairs.clone(),
+        );
         Self {
             registry,
             directory_entries_refused,
+            name_repairs,
             requests,
             latency,
             store_errors,
@@ -126,6 +139,13 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// Records a repair of the names index (see `federation::names`).
+    pub fn name_repaired(&self, repair: &'static str) {
+        self.name_repairs
+            .get_or_create(&RepairLabels { repair })
+            .inc();
     }
 
     /// Records a store backend failure.

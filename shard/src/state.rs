@@ -39,6 +39,8 @@ pub struct Shard {
     pub http: reqwest::Client,
     /// How far the global-data mirror has got (federated shards).
     pub mirror: MirrorProgress,
+    /// Pauses for fault tests (see [`crate::failpoints`]).
+    pub failpoints: crate::failpoints::Failpoints,
     /// Background tasks over this state (mirror, key rotation).
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -111,6 +113,7 @@ impl Shard {
             metrics: Metrics::new(),
             http,
             mirror: MirrorProgress::default(),
+            failpoints: crate::failpoints::Failpoints::from_env(),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         if let Some(f) = &shard.federation {
@@ -119,11 +122,21 @@ impl Shard {
                 f.directory.clone(),
             ));
             let rotation = tokio::spawn(crate::federation::rotation::run(Arc::downgrade(&shard)));
+            let audit = tokio::spawn(crate::federation::names_audit::run(
+                Arc::downgrade(&shard),
+                std::time::Duration::from_secs(
+                    shard
+                        .config
+                        .federation
+                        .as_ref()
+                        .map_or(0, |c| c.name_audit_interval_secs),
+                ),
+            ));
             shard
                 .tasks
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .extend([mirror, rotation]);
+                .extend([mirror, rotation, audit]);
         }
         Ok(shard)
     }

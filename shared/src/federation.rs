@@ -223,6 +223,11 @@ impl Attestations {
     }
 }
 
+/// How a shard's 409 for an entity it does not own begins (the gateway
+/// retries such a create where its refreshed view points; any other 409
+/// is the client's).
+pub const NOT_OWNER_MESSAGE: &str = "This member does not own";
+
 /// Keys of the pins bucket.
 pub mod pin_key {
     use super::*;

@@ -94,6 +94,7 @@ impl TestCa {
                 weight: 1,
                 nats: Some(nats),
                 embedded: None,
+                name_audit_interval_secs: keyfed_shard::config::DEFAULT_NAME_AUDIT_INTERVAL_SECS,
             });
         })
         .await

@@ -149,6 +149,7 @@ pub fn shard_config(
         weight: 1,
         nats: None,
         embedded: Some(directory.clone()),
+        name_audit_interval_secs: keyfed_shard::config::DEFAULT_NAME_AUDIT_INTERVAL_SECS,
     });
     let (ca_cert, ca_key) = keyfed_pki::ca::ca_paths(&federation_ca.dir);
     c.trust.ca_cert = Some(ca_cert);

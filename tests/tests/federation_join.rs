@@ -91,6 +91,7 @@ fn joiner_config(f: &TestFederation, id: &str, dir: &std::path::Path) -> ShardCo
         weight: 1,
         nats: Some(f.directory.clone()),
         embedded: None,
+        name_audit_interval_secs: keyfed_shard::config::DEFAULT_NAME_AUDIT_INTERVAL_SECS,
     });
     c
 }
@@ -115,6 +116,7 @@ async fn start_joined(
             weight: 1,
             nats: Some(nats),
             embedded: None,
+            name_audit_interval_secs: keyfed_shard::config::DEFAULT_NAME_AUDIT_INTERVAL_SECS,
         });
     })
     .await

@@ -114,6 +114,7 @@ async fn a_short_lived_certificate_is_renewed_online_with_a_new_key() {
             weight: 1,
             nats: Some(nats),
             embedded: None,
+            name_audit_interval_secs: keyfed_shard::config::DEFAULT_NAME_AUDIT_INTERVAL_SECS,
         });
     })
     .await

@@ -15,7 +15,11 @@
 //!    keys and NATS credentials: its record rewritten `active` and a status
 //!    attestation of its own signing are refused or ignored; its tokens
 //!    stay refused (they validated again); what it wrote while trusted
-//!    stays, what it signs afterwards, even backdated, does not count.
+//!    stays, what it signs afterwards, even backdated, does not count;
+//! 4. a pin written past the permissions does not move a tenant, and a
+//!    names-index entry pointing a user's name at the attacker's user does
+//!    not log the attacker in under that name; the owner's names audit puts
+//!    the genuine reservation back.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -28,7 +32,7 @@ use keyfed_pki::join_token::{create, Purpose};
 use keyfed_pki::signing_request;
 use keyfed_shard::config::ShardConfig;
 use keyfed_shared::federation::{status_key, Member, MemberStatus, StatusAttestation};
-use keyfed_shared::ids::ShardId;
+use keyfed_shared::ids::{ShardId, UserId};
 use keyfed_shared::token::Signer;
 use keyfed_tests::cluster::Cluster;
 use keyfed_tests::{claims, Gateways};
@@ -376,4 +380,128 @@ async fn forged_directory_entries_grant_nothing() {
         status, 404,
         "a backdated signature of a revoked member counted"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_pins_and_names_route_nothing() {
+    let mut f = Cluster::builder()
+        .shards(2)
+        .gateways(1)
+        .start()
+        .await
+        .unwrap();
+    let admin = f.admin_token(0).await.unwrap();
+    let raw = NatsDirectory::connect(&f.directory).await.unwrap();
+    let gateway_nats = gateway_directory(&f).await;
+    let project = created(
+        &f,
+        &admin,
+        "/v3/projects",
+        json!({"project": {"name": "pin-p", "domain_id": "default"}}),
+        "project",
+    )
+    .await;
+    let owner = f.owner_of_project(&project).unwrap();
+    let elsewhere = if owner == "shard-0" {
+        "shard-1"
+    } else {
+        "shard-0"
+    };
+    let victim = created(
+        &f,
+        &admin,
+        "/v3/users",
+        json!({"user": {"name": "victim", "password": "pw-victim-1", "domain_id": "default"}}),
+        "user",
+    )
+    .await;
+    let evil = created(
+        &f,
+        &admin,
+        "/v3/users",
+        json!({"user": {"name": "evil", "password": "pw-evil-1", "domain_id": "default"}}),
+        "user",
+    )
+    .await;
+    let refused_before = f.metric_sum(0, REFUSED).await.unwrap();
+
+    // A pin moving the project: refused to a gateway, ignored past the
+    // permissions — the project is still routed to its owner.
+    let pin = format!("project/{project}");
+    let forged_pin = Bytes::from(elsewhere.to_owned());
+    assert!(
+        gateway_nats
+            .kv(Bucket::Pins)
+            .put(&pin, forged_pin.clone())
+            .await
+            .is_err(),
+        "NATS refuses a gateway's pin"
+    );
+    let revision = raw.kv(Bucket::Pins).put(&pin, forged_pin).await.unwrap();
+    applied(&f, "pins", revision).await;
+    assert!(f.metric_sum(0, REFUSED).await.unwrap() > refused_before);
+    assert_eq!(f.owner_of_project(&project).unwrap(), owner);
+    let (status, body) = f
+        .call(
+            0,
+            Method::GET,
+            &format!("/v3/projects/{project}"),
+            &admin,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "the forged pin moved the project: {body}");
+
+    // The victim's name pointed at the attacker's user: refused to a
+    // gateway (gateways write nothing), ignored past the permissions — the
+    // attacker's password under the victim's name logs nobody in.
+    let name = "user/default/victim";
+    let forged_name = Bytes::from(evil.clone());
+    assert!(
+        gateway_nats
+            .kv(Bucket::Names)
+            .put(name, forged_name.clone())
+            .await
+            .is_err(),
+        "NATS refuses a gateway's write to the names index"
+    );
+    raw.kv(Bucket::Names).put(name, forged_name).await.unwrap();
+    let refused = f.metric_sum(0, REFUSED).await.unwrap();
+    let attempt = f.password_token(0, "victim", "pw-evil-1", None).await;
+    assert!(attempt.is_err(), "logged in under the victim's name");
+    assert!(f.metric_sum(0, REFUSED).await.unwrap() > refused);
+
+    // The victim's home shard audits the names index when it starts: the
+    // genuine reservation is back, the name logs the victim in again and
+    // cannot be taken by another user.
+    let home = f
+        .view
+        .home_of_user(&UserId::new(victim.as_str()))
+        .unwrap()
+        .to_string();
+    let i = f.shards.iter().position(|s| s.id == home).unwrap();
+    f.kill_shard(i);
+    f.restart_shard(i).await.unwrap();
+    let restored = "keyfed_shard_name_repairs_total{repair=\"name_restored\"}";
+    let metrics = format!("{}/metrics", f.shards[i].url);
+    f.wait_for(
+        Duration::from_secs(20),
+        "the victim's name restored",
+        || async {
+            let text = f.http.get(&metrics).send().await.unwrap().text().await;
+            keyfed_tests::through::metric_family_sum(&text.unwrap(), restored) >= 1.0
+        },
+    )
+    .await
+    .unwrap();
+    f.password_token(0, "victim", "pw-victim-1", None)
+        .await
+        .unwrap();
+    let again = json!({"user": {"name": "victim", "domain_id": "default"}});
+    let (status, body) = f
+        .call(0, Method::POST, "/v3/users", &admin, Some(&again))
+        .await
+        .unwrap();
+    assert_eq!(status, 409, "the victim's name was taken: {body}");
 }

@@ -7,7 +7,7 @@
 //!
 //! | role | publishes (writes) | reads |
 //! |---|---|---|
-//! | gateway | the names index | members, pins, names, memberships, global, revocations |
+//! | gateway | nothing | members, pins, names, memberships, global, revocations |
 //! | shard `<id>` | its own member record; pins, names, memberships, global; revocation events; `admin/…` tokens and the join lease in credentials; creates the namespace's buckets and stream | everything |
 //! | issuer `<id>` | a shard's, plus every member record and status attestation, and the whole credentials bucket | everything |
 //! | admin | everything in the namespace (operators' tools) | everything |
@@ -24,7 +24,7 @@ use crate::directory::Bucket;
 /// The kind of process an identity is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// A gateway: reads, and reserves names.
+    /// A gateway: reads only.
     Gateway,
     /// A shard that is no issuer.
     Shard,
@@ -148,7 +148,7 @@ pub fn permissions(namespace: &str, role: Role, id: &str) -> Permissions {
     }
     read_stream(&revocations, &mut publish);
     match role {
-        Role::Gateway => publish.push(kv(Bucket::Names, ">")),
+        Role::Gateway => {}
         Role::Shard | Role::Issuer => {
             for b in Bucket::ALL {
                 publish.push(format!("$JS.API.STREAM.CREATE.KV_{}", bucket(namespace, b)));
@@ -216,10 +216,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gateways_write_only_names_and_never_touch_credentials() {
+    fn gateways_write_nothing_and_never_touch_credentials() {
         let p = permissions("ns", Role::Gateway, "g1");
         let writes: Vec<&String> = p.publish.iter().filter(|s| s.starts_with("$KV.")).collect();
-        assert_eq!(writes, ["$KV.ns_names.>"]);
+        assert!(writes.is_empty(), "{writes:?}");
         assert!(!p.publish.iter().any(|s| s.contains("credentials")));
         assert!(!p.publish.iter().any(|s| s.contains("STREAM.CREATE")));
     }

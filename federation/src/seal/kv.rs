@@ -236,7 +236,13 @@ impl SealedDirectory {
     /// Returns how many entries were signed again.
     pub async fn reseal(&self, member: &str) -> Result<usize> {
         let mut count = 0;
-        for bucket in [Bucket::Members, Bucket::Global, Bucket::Credentials] {
+        for bucket in [
+            Bucket::Members,
+            Bucket::Global,
+            Bucket::Credentials,
+            Bucket::Pins,
+            Bucket::Names,
+        ] {
             let raw = self.inner.kv(bucket);
             for (key, entry) in raw.snapshot("").await?.entries {
                 let signed_by_member = matches!(
@@ -295,10 +301,8 @@ struct SealedKv {
 impl SealedKv {
     /// Whether reads of this bucket depend on attestations.
     fn checks_signers(&self) -> bool {
-        matches!(
-            self.bucket,
-            Bucket::Members | Bucket::Global | Bucket::Credentials
-        ) && !matches!(self.sealing.check, EntryCheck::Unchecked)
+        !matches!(self.bucket, Bucket::Memberships)
+            && !matches!(self.sealing.check, EntryCheck::Unchecked)
     }
 
     async fn ready(&self) -> Result<()> {
@@ -322,9 +326,27 @@ impl Kv for SealedKv {
         }))
     }
 
+    /// Creates `key`; a stored value that fails its check counts as
+    /// absent here too (as for `get`), so it is replaced — a forged entry
+    /// cannot hold a key — by compare-and-swap against the forgery.
     async fn create(&self, key: &str, value: Bytes) -> Result<u64> {
         let sealed = self.sealing.seal(self.bucket, key, value)?;
-        self.inner.create(key, sealed).await
+        match self.inner.create(key, sealed.clone()).await {
+            Err(DirectoryError::AlreadyExists) => {}
+            other => return other,
+        }
+        self.ready().await?;
+        let Some(stored) = self.inner.get(key).await? else {
+            // Deleted meanwhile: try once more.
+            return self.inner.create(key, sealed).await;
+        };
+        if self.sealing.open(self.bucket, key, &stored.value).is_some() {
+            return Err(DirectoryError::AlreadyExists);
+        }
+        match self.inner.update(key, sealed, stored.revision).await {
+            Err(DirectoryError::WrongRevision) => Err(DirectoryError::AlreadyExists),
+            other => other,
+        }
     }
 
     async fn update(&self, key: &str, value: Bytes, expected_revision: u64) -> Result<u64> {

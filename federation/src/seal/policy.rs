@@ -8,7 +8,9 @@
 //! | credentials | `join/<id>` | the CA only (issuers create join tokens) |
 //! | credentials | `admin/<id>` | any member, or the CA |
 //! | credentials | `renew/…`, `lease/…` | nobody (a forgery only refuses a renewal or delays a join) |
-//! | pins, names, memberships | every key | nobody yet: NATS permissions only |
+//! | pins | every key | any member, or the CA (a pin routes a tenant) |
+//! | names | every key | any member, or the CA (a name routes a login; owners reserve, gateways only read) |
+//! | memberships | every key | nobody: NATS permissions only (a forgery only adds or hides shards a role-assignment query asks) |
 //!
 //! Deletions are never signed: removing an entry grants nothing (a deleted
 //! status attestation is ignored by readers that saw it).
@@ -51,8 +53,7 @@ pub(crate) fn required(bucket: Bucket, key: &str) -> Required {
         Bucket::Global => Required::AnyMemberOrCa,
         Bucket::Credentials if key.starts_with("join/") => Required::Ca,
         Bucket::Credentials if key.starts_with("admin/") => Required::AnyMemberOrCa,
-        Bucket::Credentials | Bucket::Pins | Bucket::Names | Bucket::Memberships => {
-            Required::Nothing
-        }
+        Bucket::Pins | Bucket::Names => Required::AnyMemberOrCa,
+        Bucket::Credentials | Bucket::Memberships => Required::Nothing,
     }
 }

@@ -305,3 +305,70 @@ async fn a_revoked_member_signs_nothing_and_what_it_wrote_is_kept() {
     softer.revoked = false;
     assert!(!softer.supersedes(&revoked));
 }
+
+#[tokio::test]
+async fn forged_pins_and_names_are_ignored_and_cannot_hold_a_key() {
+    let ca = ca();
+    let (_tmp, raw) = embedded();
+    let s1 = SealedDirectory::wrap(
+        raw.clone(),
+        check(&ca),
+        Arc::new(Signers::new(Some(member(&ca, "s1")), None)),
+    );
+    // What a member writes is sealed and reads back plain.
+    let names = s1.kv(Bucket::Names);
+    names
+        .create("user/default/alice", Bytes::from_static(b"u1"))
+        .await
+        .unwrap();
+    let stored = raw
+        .kv(Bucket::Names)
+        .get("user/default/alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.value.starts_with(b"{\"sealed\""));
+    assert_eq!(
+        names
+            .get("user/default/alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        &b"u1"[..]
+    );
+    // Raw writes of a pin and a name: absent to readers, counted.
+    raw.kv(Bucket::Pins)
+        .put("project/p1", Bytes::from_static(b"s9"))
+        .await
+        .unwrap();
+    raw.kv(Bucket::Names)
+        .put("user/default/bob", Bytes::from_static(b"evil"))
+        .await
+        .unwrap();
+    assert!(s1
+        .kv(Bucket::Pins)
+        .get("project/p1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(names.get("user/default/bob").await.unwrap().is_none());
+    assert_eq!(names.snapshot("user/").await.unwrap().entries.len(), 1);
+    assert!(s1.refused() >= 2);
+    // A forgery does not hold its key: a signed create replaces it, and a
+    // genuine entry still wins over a second create.
+    names
+        .create("user/default/bob", Bytes::from_static(b"u2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        names.get("user/default/bob").await.unwrap().unwrap().value,
+        &b"u2"[..]
+    );
+    assert!(matches!(
+        names
+            .create("user/default/bob", Bytes::from_static(b"u3"))
+            .await,
+        Err(keyfed_directory::DirectoryError::AlreadyExists)
+    ));
+}

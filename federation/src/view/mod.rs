@@ -312,6 +312,13 @@ impl FederationView {
         self.shared.members.load().keys.get(kid).copied()
     }
 
+    /// The directory as the view reads it: every entry checked (under a
+    /// CA) by the signature policy of [`crate::seal`]. Readers of buckets
+    /// the view does not follow (names, memberships) go through it.
+    pub fn checked_directory(&self) -> Arc<dyn Directory> {
+        self.sealed.clone()
+    }
+
     /// How many directory entries the view ignored for failing their
     /// signature check (forged, moved or unsigned).
     pub fn refused_entries(&self) -> u64 {

@@ -20,6 +20,10 @@
 //!   only once its view has that member joining (retiring), after the
 //!   placement barrier (see [`crate::federation::joining`]), so no creation
 //!   that began before is missed.
+//! - `POST /internal/v1/names/reclaim` — body `{"key", "id"}`: releases
+//!   the name `key` held for entity `id` of this shard if it is an orphan;
+//!   answers `{"outcome": "exists" | "busy" | "released" | "not_owner"}`
+//!   (see [`crate::federation::names`]).
 //! - `POST /internal/v1/close` — body `{"seconds": n}` (1–600; 0 reopens),
 //!   admin call token: this shard refuses new projects and users (503)
 //!   for `n` seconds, waits for the creations in flight (placement
@@ -45,14 +49,14 @@ use keyfed_pki::tls::{peer_member, MemberKind};
 use keyfed_pki::FederationCa;
 use keyfed_shared::error::ApiError;
 use keyfed_shared::federation::MemberStatus;
-use keyfed_shared::ids::{ShardId, UserId};
+use keyfed_shared::ids::ShardId;
 use keyfed_shared::model::ListFilter;
-use keyfed_shared::ring::Ring;
 use keyfed_shared::time::now_micros;
 use serde_json::json;
 
 use crate::api::body::JsonBody;
 use crate::error::{api_response, Result};
+use crate::federation::names::{ReclaimAnswer, ReclaimRequest};
 use crate::federation::Federated;
 use crate::state::AppState;
 
@@ -72,6 +76,19 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/internal/v1/tenants", get(tenants))
         .route("/internal/v1/close", post(close))
         .route("/internal/v1/renew", post(super::renew::renew))
+        .route("/internal/v1/names/reclaim", post(reclaim))
+}
+
+/// `POST /internal/v1/names/reclaim`: another member found a name held for
+/// an entity this shard owns; release it if it is an orphan (see
+/// [`crate::federation::names`]). Harmless whoever asks — it only removes a
+/// reservation its own entity does not use and no write of it is using —
+/// so it needs no credential beyond the listener's (mTLS: shards only).
+async fn reclaim(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<Response> {
+    let request: ReclaimRequest = serde_json::from_value(body)
+        .map_err(|e| ApiError::validation(format!("Invalid reclaim request: {e}")))?;
+    let outcome = state.reclaim(&request.key, &request.id).await?;
+    Ok(Json(ReclaimAnswer { outcome }).into_response())
 }
 
 /// Authorises the caller of an internal route on the shard's listener:
@@ -253,7 +270,7 @@ async fn listing(state: &AppState, f: &Federated) -> Result<Response> {
         .into_iter()
         .map(|p| p.id.to_string())
         .collect();
-    let homed_here = homed_here(f, &me);
+    let homed_here = crate::federation::homed_here(f, &me);
     let users: Vec<String> = state
         .store
         .list_users(&all)
@@ -263,26 +280,4 @@ async fn listing(state: &AppState, f: &Federated) -> Result<Response> {
         .map(|u| u.id.to_string())
         .collect();
     Ok(Json(json!({"shard": me, "projects": projects, "users": users})).into_response())
-}
-
-/// Whether a user stored here is homed here rather than a stub: pinned
-/// here, or unpinned and placed here by the ring over the active members
-/// and this one — whatever this member's own status (a retiring member
-/// still holds its users).
-fn homed_here(f: &Federated, me: &ShardId) -> impl Fn(&UserId) -> bool {
-    let mut weights: Vec<(ShardId, u32)> = f
-        .view
-        .members()
-        .into_iter()
-        .filter(|m| m.status == MemberStatus::Active || m.id == *me)
-        .map(|m| (m.id, m.weight))
-        .collect();
-    weights.dedup_by(|a, b| a.0 == b.0);
-    let ring = Ring::new(&weights).ok();
-    let view = f.view.clone();
-    let me = me.clone();
-    move |user| match view.pinned_user(user) {
-        Some(shard) => shard == me,
-        None => ring.as_ref().is_some_and(|r| r.owner(user.as_str()) == &me),
-    }
 }

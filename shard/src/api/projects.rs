@@ -7,6 +7,7 @@ use super::body::{
 };
 use super::{collection, entity, to_json, with_links};
 use crate::error::Result;
+use crate::federation::names::Name;
 use crate::policy::Caller;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -163,7 +164,13 @@ async fn create(
         tags: opt_strings(obj, "tags")?.unwrap_or_default(),
         extra: extras(obj, KNOWN),
     };
-    state.store.create_project(&project).await?;
+    let name = Name::project(&project.id, &project.domain_id, &project.name);
+    let stored = project.clone();
+    state
+        .with_name(&name, None, move |s| async move {
+            Ok(s.store.create_project(&stored).await?)
+        })
+        .await?;
     tracing::info!(project = %project.id, "project created");
     Ok(entity(
         StatusCode::CREATED,
@@ -198,6 +205,7 @@ async fn update(
     }
     reject_hierarchy(obj, &project.domain_id)?;
     let was_enabled = project.enabled;
+    let old_name = Name::project(&project.id, &project.domain_id, &project.name);
     if let Some(n) = opt_name(obj)? {
         project.name = n;
     }
@@ -213,11 +221,12 @@ async fn update(
     project.extra.extend(extras(obj, KNOWN));
     let revoke = (was_enabled && !project.enabled)
         .then(|| state.revocation_event(RevocationSubject::Project(project.id.clone())));
-    if !state
-        .store
-        .update_project(&project, revoke.as_ref())
-        .await?
-    {
+    let new_name = Name::project(&project.id, &project.domain_id, &project.name);
+    let (stored, event) = (project.clone(), revoke.clone());
+    let updated = state.with_name(&new_name, Some(&old_name), move |s| async move {
+        Ok(s.store.update_project(&stored, event.as_ref()).await?)
+    });
+    if !updated.await? {
         return Err(ApiError::not_found("project", &id).into());
     }
     if let Some(event) = revoke {
@@ -231,12 +240,16 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    caller.authorize_found(Operation::DeleteProject, load(&state, &id).await, target)?;
+    let project =
+        caller.authorize_found(Operation::DeleteProject, load(&state, &id).await, target)?;
     let pid = ProjectId::new(id.as_str());
     let event = state.revocation_event(RevocationSubject::Project(pid.clone()));
     if !state.store.delete_project(&pid, &event).await? {
         return Err(ApiError::not_found("project", &id).into());
     }
+    state
+        .name_deleted(&Name::project(&pid, &project.domain_id, &project.name))
+        .await;
     state.apply_revocation(event);
     state.memberships_changed();
     tracing::info!(project = %id, "project deleted");

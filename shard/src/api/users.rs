@@ -7,6 +7,7 @@ use super::body::{
 use super::projects::{default_domain, list_filter, placed_id};
 use super::{collection, entity, to_json, with_links};
 use crate::error::Result;
+use crate::federation::names::Name;
 use crate::policy::Caller;
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -127,7 +128,13 @@ async fn create(
         Some(p) => Some(state.hasher.hash(&p).await?),
         None => None,
     };
-    state.store.create_user(&user, hash.as_deref()).await?;
+    let name = Name::user(&user.id, &user.domain_id, &user.name);
+    let stored = user.clone();
+    state
+        .with_name(&name, None, move |s| async move {
+            Ok(s.store.create_user(&stored, hash.as_deref()).await?)
+        })
+        .await?;
     tracing::info!(user = %user.id, "user created");
     Ok(entity(StatusCode::CREATED, "user", render(&state, &user)))
 }
@@ -157,6 +164,7 @@ async fn update(
         }
     }
     let was_enabled = user.enabled;
+    let old_name = Name::user(&user.id, &user.domain_id, &user.name);
     if let Some(n) = opt_name(obj)? {
         user.name = n;
     }
@@ -173,11 +181,14 @@ async fn update(
     };
     let revoke = ((was_enabled && !user.enabled) || hash.is_some())
         .then(|| state.revocation_event(RevocationSubject::User(user.id.clone())));
-    if !state
-        .store
-        .update_user(&user, hash.as_deref(), revoke.as_ref())
-        .await?
-    {
+    let new_name = Name::user(&user.id, &user.domain_id, &user.name);
+    let (stored, event) = (user.clone(), revoke.clone());
+    let updated = state.with_name(&new_name, Some(&old_name), move |s| async move {
+        Ok(s.store
+            .update_user(&stored, hash.as_deref(), event.as_ref())
+            .await?)
+    });
+    if !updated.await? {
         return Err(ApiError::not_found("user", &id).into());
     }
     if let Some(event) = revoke {
@@ -191,12 +202,15 @@ async fn remove(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    caller.authorize_found(Operation::DeleteUser, load(&state, &id).await, target)?;
+    let user = caller.authorize_found(Operation::DeleteUser, load(&state, &id).await, target)?;
     let uid = UserId::new(id.as_str());
     let event = state.revocation_event(RevocationSubject::User(uid.clone()));
     if !state.store.delete_user(&uid, &event).await? {
         return Err(ApiError::not_found("user", &id).into());
     }
+    state
+        .name_deleted(&Name::user(&uid, &user.domain_id, &user.name))
+        .await;
     state.apply_revocation(event);
     state.memberships_changed();
     tracing::info!(user = %id, "user deleted");

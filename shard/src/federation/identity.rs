@@ -289,6 +289,7 @@ mod tests {
             weight: 1,
             nats: None,
             embedded: Some(keyfed_directory::EmbeddedConfig::new(dir.join("d"))),
+            name_audit_interval_secs: crate::config::DEFAULT_NAME_AUDIT_INTERVAL_SECS,
         });
         c
     }

@@ -21,6 +21,8 @@ pub mod identity;
 pub mod internal_client;
 pub mod joining;
 pub mod mirror;
+pub mod names;
+pub mod names_audit;
 mod placement;
 pub mod record;
 pub mod relay;
@@ -39,6 +41,7 @@ use keyfed_pki::{CaCert, FederationCa};
 use keyfed_shared::federation::{Member, MemberStatus};
 use keyfed_shared::ids::{ShardId, UserId};
 use keyfed_shared::revocation::{RevocationEvent, TokenFacts};
+use keyfed_shared::ring::Ring;
 use relay::Relay;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -79,6 +82,8 @@ pub struct Federated {
     pub internal_http: reqwest::Client,
     /// Creations against listings for a joining member (see [`joining`]).
     pub gate: joining::PlacementGate,
+    /// Ids whose create or rename is in flight (see [`names`]).
+    pub names_in_flight: names::InFlight,
     /// The status this shard's record had when registered (`None` until
     /// the directory took the record).
     pub registered: tokio::sync::watch::Receiver<Option<MemberStatus>>,
@@ -227,6 +232,7 @@ impl Federated {
             internal_http: identity.internal_http,
             registered,
             gate: joining::PlacementGate::default(),
+            names_in_flight: names::InFlight::default(),
             memberships,
             outbox,
             tasks: vec![register, publisher, relaying, activating],
@@ -275,4 +281,26 @@ pub fn peer_is_a_shard() -> keyfed_http::tls::PeerCheck {
         keyfed_pki::tls::peer_member(der)
             .is_some_and(|(kind, _)| kind == keyfed_pki::MemberKind::Shard)
     })
+}
+
+/// Whether a user stored here is homed here rather than a stub: pinned
+/// here, or unpinned and placed here by the ring over the active members
+/// and this one — whatever this member's own status (a retiring member
+/// still holds its users).
+pub fn homed_here(f: &Federated, me: &ShardId) -> impl Fn(&UserId) -> bool {
+    let mut weights: Vec<(ShardId, u32)> = f
+        .view
+        .members()
+        .into_iter()
+        .filter(|m| m.status == MemberStatus::Active || m.id == *me)
+        .map(|m| (m.id, m.weight))
+        .collect();
+    weights.dedup_by(|a, b| a.0 == b.0);
+    let ring = Ring::new(&weights).ok();
+    let view = f.view.clone();
+    let me = me.clone();
+    move |user| match view.pinned_user(user) {
+        Some(shard) => shard == me,
+        None => ring.as_ref().is_some_and(|r| r.owner(user.as_str()) == &me),
+    }
 }

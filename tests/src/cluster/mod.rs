@@ -120,6 +120,7 @@ pub struct GatewayProcess {
 pub struct ClusterBuilder {
     shards: usize,
     gateways: usize,
+    shard_env: Vec<(String, String)>,
 }
 
 impl ClusterBuilder {
@@ -132,6 +133,12 @@ impl ClusterBuilder {
     /// Number of gateway processes (default 1).
     pub fn gateways(mut self, n: usize) -> Self {
         self.gateways = n;
+        self
+    }
+
+    /// An environment variable for every shard process (failpoints).
+    pub fn shard_env(mut self, key: &str, value: &str) -> Self {
+        self.shard_env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -169,6 +176,7 @@ impl Cluster {
         ClusterBuilder {
             shards: 3,
             gateways: 1,
+            shard_env: Vec::new(),
         }
     }
 
@@ -241,12 +249,13 @@ impl Cluster {
                 .with_context(|| format!("creating shard-{i}'s database"))?;
             let id = format!("shard-{i}");
             let config = cluster.dir()?.join(format!("{id}.toml"));
-            let process = Process::new(
+            let mut process = Process::new(
                 &id,
                 &cluster.binary,
                 &["shard", "--config", &config.to_string_lossy()],
                 cluster.dir()?,
             );
+            process.env = spec.shard_env.clone();
             cluster.shards.push(ShardProcess {
                 id,
                 url: String::new(),
@@ -581,6 +590,35 @@ impl Cluster {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Stops shard `i` (SIGSTOP: hung, its connections open).
+    pub fn pause_shard(&self, i: usize) -> anyhow::Result<()> {
+        self.shards[i].process.signal("STOP")
+    }
+
+    /// Lets shard `i` go on (SIGCONT).
+    pub fn resume_shard(&self, i: usize) -> anyhow::Result<()> {
+        self.shards[i].process.signal("CONT")
+    }
+
+    /// Shard `i`'s whole log.
+    pub fn shard_log(&self, i: usize) -> String {
+        self.shards[i].process.log_text()
+    }
+
+    /// Kills gateway `g` (SIGKILL).
+    pub fn kill_gateway(&mut self, g: usize) {
+        self.gateways[g].process.kill();
+    }
+
+    /// Starts gateway `g` again on its port and waits until it is ready.
+    pub async fn restart_gateway(&mut self, g: usize) -> anyhow::Result<()> {
+        let http = self.http.clone();
+        let gateway = &mut self.gateways[g];
+        gateway.process.spawn()?;
+        let url = gateway.url.clone();
+        gateway.process.wait_ready(&http, &url).await
     }
 
     /// Kills nats-server (its JetStream store stays).

@@ -85,6 +85,8 @@ pub(super) struct Process {
     pub(super) log: PathBuf,
     pub(super) child: Option<Child>,
     pub(super) starts: u32,
+    /// Extra environment variables.
+    pub(super) env: Vec<(String, String)>,
 }
 
 impl Process {
@@ -96,6 +98,7 @@ impl Process {
             log: dir.join(format!("{name}.log")),
             child: None,
             starts: 0,
+            env: Vec::new(),
         }
     }
 
@@ -118,6 +121,7 @@ impl Process {
             // An error's message, not a backtrace, ends the log (panics
             // still print theirs under RUST_BACKTRACE).
             .env("RUST_LIB_BACKTRACE", "0")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -140,6 +144,24 @@ impl Process {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Sends `signal` (a `kill -s` name: `STOP`, `CONT`) to the process.
+    pub(super) fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let child = self.child.as_ref().context("the process is not running")?;
+        let status = Command::new("kill")
+            .args(["-s", signal, &child.id().to_string()])
+            .status()
+            .context("running kill")?;
+        anyhow::ensure!(status.success(), "kill -s {signal} failed: {status}");
+        Ok(())
+    }
+
+    /// The whole log so far.
+    pub(super) fn log_text(&self) -> String {
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     pub(super) fn tail(&self) -> String {
