@@ -107,6 +107,13 @@ pub struct UpstreamConfig {
     /// INSECURE: call shards over plain HTTP, without `[internal_tls]`.
     /// For development and tests on one host only. Default false.
     pub insecure_plain_http: bool,
+    /// Consecutive transport failures (connect errors, timeouts) after
+    /// which a member is marked down: its tenants' requests then get 503
+    /// at once until a probe of its `/healthz` answers. Default 3.
+    pub down_after_failures: u32,
+    /// How often a member marked down is probed, in milliseconds.
+    /// Default 500.
+    pub probe_interval_ms: u64,
 }
 
 impl Default for UpstreamConfig {
@@ -115,6 +122,8 @@ impl Default for UpstreamConfig {
             request_timeout_ms: 5_000,
             connect_timeout_ms: 1_000,
             insecure_plain_http: false,
+            down_after_failures: 3,
+            probe_interval_ms: 500,
         }
     }
 }

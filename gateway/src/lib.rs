@@ -27,6 +27,7 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod fanout;
+pub mod health;
 pub mod local;
 pub mod memberships;
 pub mod metrics;

@@ -74,6 +74,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    let members: Vec<String> = state
+        .view
+        .members()
+        .into_iter()
+        .map(|m| m.id.to_string())
+        .collect();
+    let down: Vec<String> = state.health.down().iter().map(|s| s.to_string()).collect();
+    state.metrics.set_members_down(&members, &down);
     let text = state.metrics.render(
         state.validator.cache_stats(),
         state.validator.lookup_stats(),

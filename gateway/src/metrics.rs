@@ -52,6 +52,9 @@ pub struct Metrics {
     signer_lookups_shed: Gauge,
     directory_revision: Family<BucketLabels, Gauge>,
     directory_entries_refused: Gauge,
+    member_down: Family<ShardLabels, Gauge>,
+    member_down_transitions: Family<ShardLabels, Counter>,
+    upstream_shed: Family<ShardLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -138,9 +141,30 @@ impl Metrics {
             "Directory entries ignored because their signature check failed (forged or misplaced)",
             directory_entries_refused.clone(),
         );
+        let member_down = Family::<ShardLabels, Gauge>::default();
+        registry.register(
+            "member_down",
+            "1 while a member is marked down (its tenants' requests fail fast until a probe answers)",
+            member_down.clone(),
+        );
+        let member_down_transitions = Family::<ShardLabels, Counter>::default();
+        registry.register(
+            "member_down_transitions",
+            "Times a member was marked down after consecutive transport failures",
+            member_down_transitions.clone(),
+        );
+        let upstream_shed = Family::<ShardLabels, Counter>::default();
+        registry.register(
+            "upstream_shed",
+            "Shard calls refused at once because the member is marked down",
+            upstream_shed.clone(),
+        );
         Self {
             registry,
             directory_entries_refused,
+            member_down,
+            member_down_transitions,
+            upstream_shed,
             requests,
             latency,
             upstream_requests,
@@ -185,6 +209,33 @@ impl Metrics {
                 shard: shard.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts a member marked down.
+    pub fn member_went_down(&self, shard: &str) {
+        self.member_down_transitions
+            .get_or_create(&ShardLabels {
+                shard: shard.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a call refused because its member is down.
+    pub fn upstream_shed(&self, shard: &str) {
+        self.upstream_shed
+            .get_or_create(&ShardLabels {
+                shard: shard.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets which of `members` are marked down.
+    pub fn set_members_down(&self, members: &[String], down: &[String]) {
+        for m in members {
+            self.member_down
+                .get_or_create(&ShardLabels { shard: m.clone() })
+                .set(i64::from(down.contains(m)));
+        }
     }
 
     /// Renders the text exposition format, with the cache and signer

@@ -11,6 +11,7 @@ use keyfed_shared::ids::ShardId;
 use serde_json::Value;
 
 use crate::error::{GatewayError, Result};
+use crate::health::Verdict;
 use crate::state::Gateway;
 
 /// The header carrying the caller's token.
@@ -131,9 +132,20 @@ impl Gateway {
         let url = upstream_url(&member.url, &req.path_and_query).ok_or_else(|| {
             GatewayError::api(ErrorKind::NotFound, "The resource could not be found.")
         })?;
+        if self.health.is_down(shard) {
+            self.metrics.upstream_shed(shard.as_str());
+            return Err(GatewayError::Upstream {
+                shard: shard.clone(),
+                reason: "marked down; failing fast until a probe answers".into(),
+            });
+        }
         self.metrics.upstream_request(shard.as_str());
         let failed = |reason: String| {
             self.metrics.upstream_error(shard.as_str());
+            if self.health.failed(shard) == Verdict::WentDown {
+                self.metrics.member_went_down(shard.as_str());
+                tracing::warn!(%shard, "member marked down after consecutive failures; failing fast for its tenants");
+            }
             GatewayError::Upstream {
                 shard: shard.clone(),
                 reason,
@@ -159,6 +171,7 @@ impl Gateway {
             .bytes()
             .await
             .map_err(|e| failed(format!("reading the answer: {e}")))?;
+        self.health.answered(shard);
         if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
             tracing::warn!(%shard, %status, path = %req.path_and_query, "shard answered a server error");
         }

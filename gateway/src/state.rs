@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use keyfed_directory::Directory;
+
+use crate::health::Health;
 use keyfed_federation::view::Trust;
 use keyfed_federation::{FederationView, Revocations, Validator};
 use keyfed_shared::federation::MemberStatus;
@@ -42,8 +44,18 @@ pub struct Gateway {
     /// sent with every shard call so the links a shard renders name the
     /// gateway (see [`forwarded_headers`]).
     pub forwarded: axum::http::HeaderMap,
+    /// Which members fail fast (see [`crate::health`]).
+    pub health: Arc<Health>,
     /// Round-robin cursor for requests any member can answer.
     next_member: AtomicUsize,
+    /// The prober of members marked down, stopped with the gateway.
+    prober: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.prober.abort();
+    }
 }
 
 /// The headers telling a shard the public endpoint a request came in on,
@@ -131,6 +143,13 @@ impl Gateway {
             .build()
             .map_err(|e| GatewayError::Internal(format!("building the HTTP client: {e}")))?;
         let public_url = config.public_url();
+        let health = Arc::new(Health::new(config.upstream.down_after_failures));
+        let prober = tokio::spawn(crate::health::probe(
+            health.clone(),
+            view.clone(),
+            http.clone(),
+            std::time::Duration::from_millis(config.upstream.probe_interval_ms.max(10)),
+        ));
         Ok(Arc::new(Self {
             forwarded: forwarded_headers(&public_url)?,
             public_url,
@@ -142,7 +161,9 @@ impl Gateway {
             http,
             metrics: Metrics::new(),
             request_ids: RequestIds::new(),
+            health,
             next_member: AtomicUsize::new(0),
+            prober,
         }))
     }
 

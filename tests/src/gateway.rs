@@ -170,6 +170,7 @@ impl TestGateway {
                 request_timeout_ms: UPSTREAM_TIMEOUT.as_millis() as u64,
                 connect_timeout_ms: 500,
                 insecure_plain_http: true,
+                ..UpstreamConfig::default()
             },
             trust,
             ..GatewayConfig::default()

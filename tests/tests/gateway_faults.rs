@@ -33,34 +33,6 @@ fn assert_keystone_503(status: u16, body: &Value, what: &str) {
     assert!(!body.to_string().contains("shard-"), "{what}: {body}");
 }
 
-/// Creates projects through gateway 0 until one lands on each of `shards`;
-/// returns their ids in that order.
-async fn projects_on(f: &Cluster, admin: &str, shards: &[&str]) -> Vec<String> {
-    let mut found: Vec<Option<String>> = vec![None; shards.len()];
-    for i in 0..60 {
-        let (status, body) = f
-            .call(
-                0,
-                Method::POST,
-                "/v3/projects",
-                admin,
-                Some(&json!({"project": {"name": format!("p{i}")}})),
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, 201, "{body}");
-        let id = body["project"]["id"].as_str().unwrap().to_owned();
-        let owner = f.owner_of_project(&id).unwrap();
-        if let Some(k) = shards.iter().position(|s| *s == owner) {
-            found[k].get_or_insert(id);
-        }
-        if found.iter().all(Option::is_some) {
-            return found.into_iter().flatten().collect();
-        }
-    }
-    panic!("60 projects and still not one on each of {shards:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_shard_costs_only_its_tenants_until_it_returns() {
     let mut f = Cluster::builder()
@@ -70,7 +42,10 @@ async fn a_killed_shard_costs_only_its_tenants_until_it_returns() {
         .await
         .unwrap();
     let admin = f.admin_token(0).await.unwrap();
-    let ids = projects_on(&f, &admin, &["shard-1", "shard-2"]).await;
+    let ids = f
+        .projects_on(&admin, &["shard-1", "shard-2"])
+        .await
+        .unwrap();
     let (doomed, alive) = (ids[0].clone(), ids[1].clone());
     // The admin may scope tokens to both.
     let (_, roles) = f

@@ -20,6 +20,31 @@ impl Gateways for Cluster {
 }
 
 impl Cluster {
+    /// Creates projects through gateway 0 until one lands on each of
+    /// `shards`; returns their ids in that order.
+    pub async fn projects_on(&self, admin: &str, shards: &[&str]) -> anyhow::Result<Vec<String>> {
+        let mut found: Vec<Option<String>> = vec![None; shards.len()];
+        for i in 0..60 {
+            let body = serde_json::json!({"project": {"name": format!("p{i}")}});
+            let (status, body) = self
+                .call(0, reqwest::Method::POST, "/v3/projects", admin, Some(&body))
+                .await?;
+            anyhow::ensure!(status == 201, "creating a project: {status} {body}");
+            let id = body["project"]["id"]
+                .as_str()
+                .context("a project without an id")?
+                .to_owned();
+            let owner = self.owner_of_project(&id)?;
+            if let Some(k) = shards.iter().position(|s| *s == owner) {
+                found[k].get_or_insert(id);
+            }
+            if found.iter().all(Option::is_some) {
+                return Ok(found.into_iter().flatten().collect());
+            }
+        }
+        anyhow::bail!("60 projects and still not one on each of {shards:?}")
+    }
+
     /// `method path` sent to gateway `g` byte for byte, as an attacker
     /// would (an HTTP client library would normalise the path first): with
     /// `token` as `X-Auth-Token` and an empty JSON object as the body.
