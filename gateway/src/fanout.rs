@@ -9,7 +9,8 @@
 //!
 //! A user's project listings (`/v3/auth/projects`,
 //! `/v3/users/{id}/projects`) ask only the shards holding the user's
-//! assignments ([`memberships`](crate::memberships)).
+//! assignments, and role assignments of a project or a user only the shards
+//! that can hold them ([`memberships`](crate::memberships)).
 
 use std::collections::BTreeMap;
 
@@ -29,7 +30,7 @@ use crate::state::Gateway;
 /// Answers a fan-out listing.
 pub async fn list(state: &Gateway, req: &Incoming, listing: Listing) -> Result<Response> {
     let members = match listing {
-        Listing::AuthProjects | Listing::UserProjects => {
+        Listing::AuthProjects | Listing::UserProjects | Listing::RoleAssignments => {
             memberships::shards_for(state, req, listing).await
         }
         _ => state.serving_members(),

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use keyfed_directory::Bucket;
 use keyfed_shared::federation::membership;
-use keyfed_shared::ids::{ShardId, UserId};
+use keyfed_shared::ids::{ProjectId, ShardId, UserId};
 
 use crate::request::Incoming;
 use crate::routes::Listing;
@@ -33,26 +33,71 @@ pub fn user_in_path(req: &Incoming) -> Option<UserId> {
     (!id.is_empty() && !id.contains('/')).then(|| UserId::new(id))
 }
 
-/// The shards to ask for `listing` (a per-user project listing); every
-/// serving member for any other listing.
+/// The shards to ask for `listing`: for a user's project listings, the
+/// shards holding the user's assignments; for role assignments, see
+/// [`assignment_shards`]; every serving member otherwise.
 pub async fn shards_for(state: &Gateway, req: &Incoming, listing: Listing) -> Vec<ShardId> {
-    let serving = state.serving_members();
     let claims = req
         .auth_token()
         .and_then(|t| state.validator.validate(t, false).ok());
     let user = match listing {
         Listing::AuthProjects => claims.as_ref().map(|c| c.user_id.clone()),
         Listing::UserProjects => user_in_path(req),
+        Listing::RoleAssignments => return assignment_shards(state, req, claims).await,
         _ => None,
     };
-    let Some(user) = user else {
-        return serving;
+    match user {
+        Some(user) => user_shards(state, &user, claims).await,
+        None => state.serving_members(),
+    }
+}
+
+/// The shards that can hold the answer to `GET /v3/role_assignments`: a
+/// project's assignments live with the project (`scope.project.id`: its
+/// owner alone); a user's with the shards of its membership index entry
+/// and its home, which holds its domain and system grants (`user.id`).
+/// Anything else — a domain or the system for every user — asks every
+/// serving member. So one dead or hung shard fails only the queries it
+/// could answer.
+async fn assignment_shards(
+    state: &Gateway,
+    req: &Incoming,
+    claims: Option<std::sync::Arc<keyfed_shared::token::Claims>>,
+) -> Vec<ShardId> {
+    let path_and_query = req.path_and_query();
+    let query = path_and_query.split_once('?').map_or("", |(_, q)| q);
+    let param = |name: &str| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     };
+    let serving = state.serving_members();
+    if let Some(project) = param("scope.project.id") {
+        if let Some(owner) = state.view.owner_of_project(&ProjectId::new(project)) {
+            if serving.contains(&owner) {
+                return vec![owner];
+            }
+        }
+        return serving;
+    }
+    match param("user.id") {
+        Some(user) => user_shards(state, &UserId::new(user), claims).await,
+        None => serving,
+    }
+}
+
+/// The serving shards holding `user`'s assignments (see the module doc).
+async fn user_shards(
+    state: &Gateway,
+    user: &UserId,
+    claims: Option<std::sync::Arc<keyfed_shared::token::Claims>>,
+) -> Vec<ShardId> {
+    let serving = state.serving_members();
     let from_token: Option<BTreeSet<ShardId>> = claims
-        .filter(|c| c.user_id == user && !c.shard_set.is_empty())
+        .filter(|c| c.user_id == *user && !c.shard_set.is_empty())
         .map(|c| c.shard_set.iter().cloned().collect());
     let index = state.directory.kv(Bucket::Memberships);
-    let mut shards = match index.get(&membership::key(&user)).await {
+    let mut shards = match index.get(&membership::key(user)).await {
         Ok(entry) => {
             let mut shards = entry
                 .and_then(|e| membership::decode(&e.value).ok())
@@ -71,7 +116,7 @@ pub async fn shards_for(state: &Gateway, req: &Incoming, listing: Listing) -> Ve
             }
         },
     };
-    shards.extend(state.view.home_of_user(&user));
+    shards.extend(state.view.home_of_user(user));
     let chosen: Vec<ShardId> = serving
         .iter()
         .filter(|s| shards.contains(*s))

@@ -3,7 +3,9 @@
 //! gateway marks the member down and answers its tenants' requests with
 //! Keystone's 503 at once, while other tenants keep their latency; a probe
 //! of the member's `/healthz` brings it back once it answers (SIGCONT).
-//! On processes: two PostgreSQL shards, a gateway, nats-server.
+//! Role-assignment queries scoped to a project or a user go only to the
+//! shards that can hold them, so the hung shard fails only its own. On
+//! processes: two PostgreSQL shards, a gateway, nats-server.
 //!
 //! Needs `KEYFED_TEST_PG`, a nats-server and the `keyfed` binary: run
 //! through `scripts/test`.
@@ -30,8 +32,14 @@ async fn a_hung_shard_fails_fast_for_its_tenants_only() {
         .await
         .unwrap();
     let admin = f.admin_token(0).await.unwrap();
-    let ids = f.projects_on(&admin, &["shard-0", "shard-1"]).await.unwrap();
-    let (alive, hung) = (format!("/v3/projects/{}", ids[0]), format!("/v3/projects/{}", ids[1]));
+    let ids = f
+        .projects_on(&admin, &["shard-0", "shard-1"])
+        .await
+        .unwrap();
+    let (alive, hung) = (
+        format!("/v3/projects/{}", ids[0]),
+        format!("/v3/projects/{}", ids[1]),
+    );
     let down = "keyfed_gateway_member_down{shard=\"shard-1\"}";
     assert_eq!(f.metric_sum(0, down).await.unwrap(), 0.0);
 
@@ -82,6 +90,22 @@ async fn a_hung_shard_fails_fast_for_its_tenants_only() {
             .unwrap(),
         1.0
     );
+
+    // Role assignments of a project, or of a user, are asked only where
+    // they can live: the hung shard fails only the queries it could answer.
+    let me = keyfed_tests::claims(&admin).user_id.to_string();
+    for (query, expected) in [
+        (format!("scope.project.id={}", ids[0]), 200),
+        (format!("user.id={me}"), 200),
+        (format!("scope.project.id={}", ids[1]), 503),
+        (String::new(), 503),
+    ] {
+        let path = format!("/v3/role_assignments?{query}");
+        let started = Instant::now();
+        let (status, body) = f.call(0, Method::GET, &path, &admin, None).await.unwrap();
+        assert_eq!(status, expected, "{path}: {body}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{path}");
+    }
 
     // It answers again: the probe notices, its tenants are served again.
     f.resume_shard(1).unwrap();
