@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyfed_shared::error::ApiError;
-use keyfed_shared::federation::NOT_OWNER_MESSAGE;
+use keyfed_shared::federation::{NOT_OWNER_MESSAGE, PLACE_INSTEAD_HEADER};
 use keyfed_shared::ids::{ProjectId, ShardId, UserId};
 use serde_json::{json, Value};
 
@@ -65,8 +65,12 @@ pub async fn create(state: &Gateway, req: &Incoming, kind: Kind) -> Result<Respo
         .into_response())
 }
 
-/// Sends the create to the owner; if it refuses as not the owner (a 409
-/// saying so; a duplicate name is the client's 409),
+/// Sends the create to the owner — or, while the owner is marked down
+/// (see [`crate::health`]), to the member a ring over the live members
+/// places it on, which pins it to itself: a new tenant has no data
+/// anywhere yet, so creations go on through a member's outage. If the
+/// owner refuses as not the owner (a 409 saying so; a duplicate name is
+/// the client's 409),
 /// lets the view catch up and retries once where it now points.
 async fn create_at_owner(
     state: &Gateway,
@@ -75,6 +79,16 @@ async fn create_at_owner(
     out: &Outgoing,
 ) -> Result<Upstream> {
     let first_owner = owner(state, kind, id)?;
+    if state.health.is_down(&first_owner) {
+        if let Some(instead) = state.live_owner(id, &first_owner) {
+            tracing::info!(%id, owner = %first_owner, %instead, "owner down; creating on a live member");
+            let mut taken = out.clone();
+            if let Ok(value) = http::HeaderValue::from_str(first_owner.as_str()) {
+                taken.headers.insert(PLACE_INSTEAD_HEADER, value);
+            }
+            return state.call(&instead, &taken).await;
+        }
+    }
     let answer = state.call(&first_owner, out).await?;
     let not_owner = answer.status == StatusCode::CONFLICT
         && answer.json().is_some_and(|v| {

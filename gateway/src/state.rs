@@ -190,6 +190,22 @@ impl Gateway {
         Ok(candidates[i].clone())
     }
 
+    /// Where a new entity `id` goes while its ring owner `down` is marked
+    /// down: its owner on a ring of the active members that are not down.
+    /// `None` when no other member is up.
+    pub fn live_owner(&self, id: &str, down: &ShardId) -> Option<ShardId> {
+        let live: Vec<(ShardId, u32)> = self
+            .view
+            .members()
+            .into_iter()
+            .filter(|m| m.status == MemberStatus::Active)
+            .filter(|m| m.id != *down && !self.health.is_down(&m.id))
+            .map(|m| (m.id, m.weight))
+            .collect();
+        let ring = keyfed_shared::ring::Ring::new(&live).ok()?;
+        Some(ring.owner(id).clone())
+    }
+
     /// The members a fan-out queries: every active or retiring member.
     pub fn serving_members(&self) -> Vec<ShardId> {
         self.view

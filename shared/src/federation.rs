@@ -228,6 +228,11 @@ impl Attestations {
 /// is the client's).
 pub const NOT_OWNER_MESSAGE: &str = "This member does not own";
 
+/// The header on a create a gateway sends to another member than the
+/// entity's ring owner because that owner is down: its value names the
+/// owner. The member pins the new entity to itself and creates it.
+pub const PLACE_INSTEAD_HEADER: &str = "x-keyfed-place-instead-of";
+
 /// Keys of the pins bucket.
 pub mod pin_key {
     use super::*;

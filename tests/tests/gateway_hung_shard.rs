@@ -4,8 +4,10 @@
 //! Keystone's 503 at once, while other tenants keep their latency; a probe
 //! of the member's `/healthz` brings it back once it answers (SIGCONT).
 //! Role-assignment queries scoped to a project or a user go only to the
-//! shards that can hold them, so the hung shard fails only its own. On
-//! processes: two PostgreSQL shards, a gateway, nats-server.
+//! shards that can hold them, so the hung shard fails only its own. And
+//! while a member is down, new tenants the ring puts on it are created on
+//! a live member instead (pinned there). On processes: two PostgreSQL
+//! shards, a gateway, nats-server.
 //!
 //! Needs `KEYFED_TEST_PG`, a nats-server and the `keyfed` binary: run
 //! through `scripts/test`.
@@ -117,4 +119,73 @@ async fn a_hung_shard_fails_fast_for_its_tenants_only() {
     .await
     .unwrap();
     assert_eq!(f.metric_sum(0, down).await.unwrap(), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_tenants_land_on_a_live_member_while_their_owner_is_down() {
+    let mut f = Cluster::builder()
+        .shards(2)
+        .gateways(1)
+        .start()
+        .await
+        .unwrap();
+    let admin = f.admin_token(0).await.unwrap();
+    f.kill_shard(1);
+    // Detection: connect errors mark shard-1 down after a few creates
+    // placed on it (each a Keystone 503, no entity made).
+    let mut created = Vec::new();
+    let mut failed = 0;
+    for i in 0..30 {
+        let body = serde_json::json!({"project": {"name": format!("outage-{i}")}});
+        let (status, body) = f
+            .call(0, Method::POST, "/v3/projects", &admin, Some(&body))
+            .await
+            .unwrap();
+        match status {
+            201 => created.push(body["project"]["id"].as_str().unwrap().to_owned()),
+            503 => failed += 1,
+            _ => panic!("{status}: {body}"),
+        }
+    }
+    println!(
+        "creates while shard-1 is down: {} created, {failed} refused",
+        created.len()
+    );
+    assert!(failed <= 3, "{failed} creates failed after detection");
+    assert_eq!(created.len() + failed, 30);
+    // Every one of them lives on shard-0 — pinned there when the ring put
+    // it on shard-1 — and is served.
+    let ring_placed_on_1 = created
+        .iter()
+        .filter(|id| {
+            f.view
+                .ring()
+                .is_some_and(|r| r.owner(id.as_str()).as_str() == "shard-1")
+        })
+        .count();
+    assert!(ring_placed_on_1 > 0, "no create was for the down member");
+    for id in &created {
+        f.wait_for(
+            Duration::from_secs(10),
+            "the harness to see the pin",
+            || async { f.owner_of_project(id).is_ok_and(|o| o == "shard-0") },
+        )
+        .await
+        .unwrap();
+        let (status, body) = f
+            .call(0, Method::GET, &format!("/v3/projects/{id}"), &admin, None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    // Back up: they stay where they were made.
+    f.restart_shard(1).await.unwrap();
+    for id in &created {
+        let (status, body) = f
+            .call(0, Method::GET, &format!("/v3/projects/{id}"), &admin, None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(f.owner_of_project(id).unwrap(), "shard-0");
+    }
 }

@@ -123,3 +123,12 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Value {
 
 #[cfg(test)]
 mod tests;
+
+/// The member a gateway found down when it sent a create here instead (see
+/// [`keyfed_shared::federation::PLACE_INSTEAD_HEADER`]).
+pub(crate) fn place_instead_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(keyfed_shared::federation::PLACE_INSTEAD_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}

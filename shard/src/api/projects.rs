@@ -141,6 +141,7 @@ fn reject_hierarchy(obj: &Map<String, Value>, domain_id: &DomainId) -> Result<()
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
     let obj = section(&body, "project")?;
@@ -154,7 +155,9 @@ async fn create(
     )?;
     reject_hierarchy(obj, &domain_id)?;
     super::require_domain(&state, &domain_id).await?;
-    let _placement = state.place_new_project(&id).await?;
+    let _placement = state
+        .place_new_project(&id, super::place_instead_of(&headers))
+        .await?;
     let project = Project {
         id,
         name: name(obj)?,

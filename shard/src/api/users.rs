@@ -103,6 +103,7 @@ async fn list(
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
     let obj = section(&body, "user")?;
@@ -115,7 +116,9 @@ async fn create(
         &Target::user(id.clone(), domain_id.clone()),
     )?;
     super::require_domain(&state, &domain_id).await?;
-    let _placement = state.place_new_user(&id).await?;
+    let _placement = state
+        .place_new_user(&id, super::place_instead_of(&headers))
+        .await?;
     let user = User {
         id,
         name: name(obj)?,

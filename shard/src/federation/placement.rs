@@ -10,6 +10,7 @@
 use super::joining::{pin_if_a_joiner_would_take, PinError, Placement};
 use crate::error::{Error, Result};
 use crate::state::Shard;
+use keyfed_directory::Bucket;
 use keyfed_shared::error::ApiError;
 use keyfed_shared::federation::NOT_OWNER_MESSAGE;
 use keyfed_shared::ids::{ProjectId, ShardId, UserId};
@@ -60,18 +61,66 @@ impl Shard {
 
     /// Admits the creation of project `id` here: refuses it unless this
     /// shard owns it, and pins it here when a joining member would take it
-    /// (see [`super::joining`]). Hold the result until the project is
-    /// stored.
-    pub async fn place_new_project(&self, id: &ProjectId) -> Result<Option<Placement>> {
-        self.place_new(id.as_str(), "project").await
+    /// (see [`super::joining`]). With `instead_of` (a gateway found the
+    /// ring owner, that member, down) it takes the project: pins it here
+    /// and creates it. Hold the result until the project is stored.
+    pub async fn place_new_project(
+        &self,
+        id: &ProjectId,
+        instead_of: Option<&str>,
+    ) -> Result<Option<Placement>> {
+        self.place_new(id.as_str(), "project", instead_of).await
     }
 
     /// [`Shard::place_new_project`] for a user.
-    pub async fn place_new_user(&self, id: &UserId) -> Result<Option<Placement>> {
-        self.place_new(id.as_str(), "user").await
+    pub async fn place_new_user(
+        &self,
+        id: &UserId,
+        instead_of: Option<&str>,
+    ) -> Result<Option<Placement>> {
+        self.place_new(id.as_str(), "user", instead_of).await
     }
 
-    async fn place_new(&self, id: &str, kind: &str) -> Result<Option<Placement>> {
+    /// Takes a new entity whose ring owner `down` is down: only if `down`
+    /// is its owner by this shard's view and not this shard, by pinning it
+    /// here (create-if-absent; a pin elsewhere wins).
+    async fn take_over(
+        &self,
+        f: &super::Federated,
+        id: &str,
+        kind: &str,
+        down: &str,
+    ) -> Result<()> {
+        let owner = match kind {
+            "project" => f.view.owner_of_project(&ProjectId::new(id)),
+            _ => f.view.home_of_user(&UserId::new(id)),
+        };
+        if owner.as_ref().map(ShardId::as_str) != Some(down) || down == self.config.shard.id {
+            return Err(not_owner(kind, id, owner));
+        }
+        let key = format!("{kind}/{id}");
+        match super::joining::pin(f.directory.kv(Bucket::Pins).as_ref(), &key, &self.me()).await {
+            Ok(()) => {
+                tracing::warn!(entity = %key, owner = down, "owner down: new entity pinned here");
+                Ok(())
+            }
+            Err(PinError::Elsewhere(owner)) => Err(not_owner(kind, id, Some(owner))),
+            Err(PinError::Directory(e)) => {
+                tracing::warn!(error = %e, entity = %key, "pinning a taken-over entity failed");
+                Err(
+                    ApiError::unavailable("The federation directory is unavailable; retry later.")
+                        .into(),
+                )
+            }
+        }
+    }
+
+    async fn place_new(
+        &self,
+        id: &str,
+        kind: &str,
+        instead_of: Option<&str>,
+    ) -> Result<Option<Placement>> {
         let Some(f) = &self.federation else {
             return Ok(None);
         };
@@ -81,6 +130,10 @@ impl Shard {
                 "This member is being retired and takes no new tenants; retry through the gateway.",
             )
             .into());
+        }
+        if let Some(down) = instead_of {
+            self.take_over(f, id, kind, down).await?;
+            return Ok(Some(placement));
         }
         match kind {
             "project" => self.check_project_owner(&ProjectId::new(id))?,
