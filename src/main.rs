@@ -40,6 +40,10 @@ enum Command {
         /// The join token (`keyfed join-token create`), with `--join`.
         #[arg(long, requires = "join")]
         join_token: Option<String>,
+        /// With `--join`: how long to keep retrying, in seconds, while
+        /// another shard is joining (shards join one at a time).
+        #[arg(long, default_value_t = 600, requires = "join")]
+        join_wait_secs: u64,
     },
     /// Run a gateway: one Keystone v3 endpoint in front of the federation.
     Gateway {
@@ -331,12 +335,19 @@ async fn main() -> anyhow::Result<()> {
             config,
             join,
             join_token,
+            join_wait_secs,
         } => {
             let config = config.context("--config is required")?;
             let config = ShardConfig::load(&config)?;
             init_logging(&config.log.format, &config.log.level);
             if let (Some(url), Some(token)) = (join, join_token) {
-                keyfed_shard::federation::enrol::enrol(&config, &url, &token).await?;
+                keyfed_shard::federation::enrol::enrol_waiting(
+                    &config,
+                    &url,
+                    &token,
+                    std::time::Duration::from_secs(join_wait_secs),
+                )
+                .await?;
             }
             let listener = tokio::net::TcpListener::bind(config.server.listen)
                 .await

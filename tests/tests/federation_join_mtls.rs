@@ -25,7 +25,7 @@ use keyfed_pki::join_token::Purpose;
 use keyfed_pki::MemberKind;
 use keyfed_shard::config::MtlsFiles;
 use keyfed_shard::federation::activation::{list, Tenants};
-use keyfed_shard::federation::enrol::enrol;
+use keyfed_shard::federation::enrol::{enrol, enrol_waiting};
 use keyfed_shared::federation::{Member, MemberStatus};
 use keyfed_tests::tls::{bind, client, login, now, shard_config, start, Pki};
 use serde_json::{json, Value};
@@ -171,7 +171,21 @@ async fn a_shard_joins_an_mtls_federation_and_is_served_over_mtls() -> anyhow::R
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    enrol(&again, &fed.join_url, &token4).await?;
+    // A joiner waiting its turn: while a lease is held (a ghost's, for
+    // 3 s more) it retries at the issuer's pace and joins once it is free.
+    let ghost = JoinLease {
+        holder: "ghost-2".into(),
+        expires_at: now() + 3,
+    };
+    dir.kv(Bucket::Credentials)
+        .put(JOIN_LEASE_KEY, serde_json::to_vec(&ghost)?.into())
+        .await?;
+    let waited = Instant::now();
+    enrol_waiting(&again, &fed.join_url, &token4, Duration::from_secs(60)).await?;
+    assert!(
+        waited.elapsed() >= Duration::from_secs(1),
+        "joined while the lease was held"
+    );
 
     // Projects through the gateway until one is placed on shard-3; each
     // of them is served (gateway → shard-3 over mTLS).

@@ -216,6 +216,18 @@ async fn killed_owner(f: &mut Cluster, admin: &str, kind: Kind, point: &str, nam
         assert!(matches!(status, 503 | 409), "{name}: {status} {body}");
     }
     f.restart_shard(owner).await.unwrap();
+    // The gateway marked it down meanwhile: its probe notices it is back.
+    f.wait_for(
+        Duration::from_secs(10),
+        "the gateway to serve every shard",
+        || async {
+            f.call(0, Method::GET, "/v3/projects", admin, None)
+                .await
+                .is_ok_and(|(status, _)| status == 200)
+        },
+    )
+    .await
+    .unwrap();
     if point == "name.stored" {
         held_once(f, admin, kind, name).await;
         return;

@@ -20,7 +20,7 @@ use keyfed_pki::PkiError;
 
 /// Why a lifecycle operation failed. Callers map kinds to answers:
 /// `Refused` → 401 with a generic message, `Invalid` → 400, `Conflict` →
-/// 409, `Directory` → 503.
+/// 409, `Busy` → 409 with `Retry-After`, `Directory` → 503.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
     /// The credential presented is not valid (which way is not told).
@@ -32,6 +32,11 @@ pub enum LifecycleError {
     /// It conflicts with the directory's state.
     #[error("{0}")]
     Conflict(String),
+    /// Another operation holds what it needs for now (another shard's join
+    /// lease): the same request can succeed later (409 with
+    /// `Retry-After`).
+    #[error("{0}")]
+    Busy(String),
     /// The directory failed.
     #[error("directory: {0}")]
     Directory(#[from] DirectoryError),
@@ -40,7 +45,7 @@ pub enum LifecycleError {
 impl From<lease::LeaseError> for LifecycleError {
     fn from(e: lease::LeaseError) -> Self {
         match e {
-            lease::LeaseError::Held { .. } => LifecycleError::Conflict(e.to_string()),
+            lease::LeaseError::Held { .. } => LifecycleError::Busy(e.to_string()),
             lease::LeaseError::Directory(e) => LifecycleError::Directory(e),
         }
     }

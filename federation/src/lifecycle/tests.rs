@@ -135,7 +135,7 @@ async fn an_admitted_shard_is_recorded_joining_and_trusted_by_ca_views() {
     // s3 holds the join lease until it is active: s5 waits, token unspent.
     let busy = admit(dir.as_ref(), &ca, &request("s5", &fresh), now, 86_400).await;
     assert!(
-        matches!(&busy, Err(LifecycleError::Conflict(m)) if m.contains("\"s3\" is joining")),
+        matches!(&busy, Err(LifecycleError::Busy(m)) if m.contains("\"s3\" is joining")),
         "{busy:?}"
     );
     assert!(lease::release(dir.as_ref(), "s3").await.unwrap());
@@ -267,7 +267,7 @@ async fn of_two_concurrent_admissions_one_waits_with_its_token_unspent() {
     for t in tasks {
         match t.await.unwrap() {
             (id, _, Ok(_)) => admitted.push(id),
-            (id, token, Err(LifecycleError::Conflict(m))) => {
+            (id, token, Err(LifecycleError::Busy(m))) => {
                 assert!(m.contains("one at a time"), "{m}");
                 waiting.push((id, token));
             }

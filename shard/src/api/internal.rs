@@ -60,6 +60,9 @@ use crate::federation::names::{ReclaimAnswer, ReclaimRequest};
 use crate::federation::Federated;
 use crate::state::AppState;
 
+/// The `Retry-After` of a join refused while another shard joins.
+pub const JOIN_RETRY_AFTER_SECS: u64 = 2;
+
 /// The header carrying an admin call token.
 pub const ADMIN_TOKEN_HEADER: &str = "x-keyfed-admin-token";
 
@@ -151,7 +154,7 @@ pub(super) fn refusal(e: LifecycleError) -> ApiError {
     match e {
         LifecycleError::Refused => ApiError::unauthorized(),
         LifecycleError::Invalid(m) => ApiError::validation(m),
-        LifecycleError::Conflict(m) => ApiError::conflict(m),
+        LifecycleError::Conflict(m) | LifecycleError::Busy(m) => ApiError::conflict(m),
         LifecycleError::Directory(e) => {
             tracing::warn!(error = %e, "directory failed during a lifecycle call");
             ApiError::unavailable("The federation directory is unavailable; retry later.")
@@ -176,16 +179,27 @@ async fn join(State(state): State<AppState>, body: Bytes) -> Result<Response> {
         .await
         .map_err(refusal)?;
     let (f, ca, request) = issuer_request::<JoinRequest>(&state, body, "join", "join")?;
-    let grant = admit(
+    let admitted = admit(
         f.directory.as_ref(),
         ca,
         &request,
         now(),
         f.certificate_validity_secs,
     )
-    .await
-    .map_err(refusal)?;
-    Ok((StatusCode::CREATED, Json(grant)).into_response())
+    .await;
+    match admitted {
+        Ok(grant) => Ok((StatusCode::CREATED, Json(grant)).into_response()),
+        // Another shard is joining: the same request succeeds later.
+        Err(LifecycleError::Busy(m)) => {
+            let mut answer = api_response(&ApiError::conflict(m));
+            answer.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(JOIN_RETRY_AFTER_SECS),
+            );
+            Ok(answer)
+        }
+        Err(e) => Err(refusal(e).into()),
+    }
 }
 
 async fn tenants(

@@ -11,6 +11,7 @@
 use keyfed_federation::lifecycle::admit::{JoinGrant, JoinRequest};
 use keyfed_pki::{pem_to_der, signing_request, CaCert};
 use keyfed_shared::time::now_micros;
+use std::time::Duration;
 
 use super::enrol_tls::TlsEnrolment;
 use crate::config::ShardConfig;
@@ -22,11 +23,26 @@ fn fail(what: impl std::fmt::Display) -> ShardError {
 
 /// Enrols the shard of `config` through the issuer at `issuer_url` with
 /// `join_token`; returns the certificate's path. Refuses when the shard
-/// already has a certificate. `config` is validated by its loader.
+/// already has a certificate. `config` is validated by its loader. Gives
+/// up at the first refusal, including "another shard is joining"; see
+/// [`enrol_waiting`].
 pub async fn enrol(
     config: &ShardConfig,
     issuer_url: &str,
     join_token: &str,
+) -> Result<std::path::PathBuf, ShardError> {
+    enrol_waiting(config, issuer_url, join_token, Duration::ZERO).await
+}
+
+/// [`enrol`], retrying for up to `wait` while the issuer answers that
+/// another shard is joining (409 with `Retry-After`: shards join one at a
+/// time), at the pace the issuer asks (at most every 30 s). Any other
+/// refusal ends it at once.
+pub async fn enrol_waiting(
+    config: &ShardConfig,
+    issuer_url: &str,
+    join_token: &str,
+    wait: Duration,
 ) -> Result<std::path::PathBuf, ShardError> {
     let federation = config
         .federation
@@ -63,12 +79,31 @@ pub async fn enrol(
     };
     let http = tls.client(config)?;
     let url = format!("{}/internal/v1/join", issuer_url.trim_end_matches('/'));
-    let response = http
-        .post(&url)
-        .json(&request)
-        .send()
-        .await
-        .map_err(|e| fail(format!("joining through {url}: {e}")))?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let response = loop {
+        let response = http
+            .post(&url)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| fail(format!("joining through {url}: {e}")))?;
+        let retry_after = (response.status() == reqwest::StatusCode::CONFLICT)
+            .then(|| response.headers().get(reqwest::header::RETRY_AFTER))
+            .flatten()
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .map(|secs| Duration::from_secs(secs.clamp(1, 30)));
+        match retry_after {
+            Some(pause) if tokio::time::Instant::now() + pause <= deadline => {
+                tracing::info!(
+                    shard,
+                    seconds = pause.as_secs(),
+                    "another shard is joining; retrying"
+                );
+                tokio::time::sleep(pause).await;
+            }
+            _ => break response,
+        }
+    };
     let status = response.status();
     if !status.is_success() {
         let body: serde_json::Value = response.json().await.unwrap_or_default();
