@@ -169,7 +169,16 @@ async fn list_implied(
     Ok(Json(inference(&state, &prior, Value::Array(implies))).into_response())
 }
 
-fn implication(state: &AppState, prior: &str, implied: &str) -> Result<(Role, Role)> {
+/// The two roles of an implication. A role this shard's mirror does not
+/// hold yet — created on another member a moment ago — is caught up from
+/// the directory first, so what a client created through one member it
+/// can use at once through any.
+async fn implication(state: &AppState, prior: &str, implied: &str) -> Result<(Role, Role)> {
+    for id in [prior, implied] {
+        if known_role(state, id).is_err() {
+            state.catch_up_global(&format!("role/{id}")).await?;
+        }
+    }
     Ok((known_role(state, prior)?, known_role(state, implied)?))
 }
 
@@ -179,7 +188,7 @@ async fn show_implied(
     Path((prior, implied)): Path<(String, String)>,
 ) -> Result<Response> {
     caller.authorize(Operation::GetImpliedRole, &Target::none())?;
-    let (prior, implied) = implication(&state, &prior, &implied)?;
+    let (prior, implied) = implication(&state, &prior, &implied).await?;
     let exists = state
         .global()
         .implied
@@ -197,7 +206,7 @@ async fn add_implied(
     Path((prior, implied)): Path<(String, String)>,
 ) -> Result<Response> {
     caller.authorize(Operation::CreateImpliedRole, &Target::none())?;
-    let (prior, implied) = implication(&state, &prior, &implied)?;
+    let (prior, implied) = implication(&state, &prior, &implied).await?;
     if keyfed_shared::global::is_prohibited_implied(&implied) {
         return Err(ApiError::new(
             ErrorKind::Forbidden,
@@ -240,7 +249,7 @@ async fn remove_implied(
     Path((prior, implied)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     caller.authorize(Operation::DeleteImpliedRole, &Target::none())?;
-    let (prior, implied) = implication(&state, &prior, &implied)?;
+    let (prior, implied) = implication(&state, &prior, &implied).await?;
     let rule = ImpliedRole {
         prior: prior.id,
         implied: implied.id,
