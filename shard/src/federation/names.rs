@@ -287,7 +287,7 @@ impl Shard {
     }
 
     /// The owner of entity `id` of `kind`, by this shard's view.
-    fn owner_of(&self, kind: NameKind, id: &str) -> Option<ShardId> {
+    pub(crate) fn owner_of(&self, kind: NameKind, id: &str) -> Option<ShardId> {
         let f = self.federation.as_deref()?;
         match kind {
             NameKind::Project => f.view.owner_of_project(&ProjectId::new(id)),

@@ -137,14 +137,7 @@ pub async fn audit(shard: &Shard) -> Result<AuditReport> {
         let Some(kind) = NameKind::of_key(key) else {
             continue;
         };
-        let owner = match kind {
-            NameKind::Project => f
-                .view
-                .owner_of_project(&keyfed_shared::ids::ProjectId::new(holder.as_str())),
-            NameKind::User => f
-                .view
-                .home_of_user(&keyfed_shared::ids::UserId::new(holder.as_str())),
-        };
+        let owner = shard.owner_of(kind, holder);
         if owner.as_ref().map(ShardId::as_str) != Some(me) || stored.contains(key.as_str()) {
             continue;
         }
