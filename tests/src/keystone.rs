@@ -44,6 +44,20 @@ impl Keystone {
         })
     }
 
+    /// A client for `url` calling it with `http` (a client with its own
+    /// trust and identity, e.g. for an mTLS listener).
+    pub fn with_client(
+        url: impl Into<String>,
+        admin_password: impl Into<String>,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            url: url.into(),
+            admin_password: admin_password.into(),
+            http,
+        }
+    }
+
     /// The `OS_*` variables of the bootstrap admin, scoped to project `admin`.
     pub fn os_env(&self) -> Vec<(String, String)> {
         self.os_env_for("admin", &self.admin_password, "admin")

@@ -1,11 +1,15 @@
 //! The attacks of issue 8 (parts 3 and 6) against a gateway process in
-//! front of two shard processes over a real nats-server, each now failing
-//! to get in — one cluster for all of them:
+//! front of two shard processes over a real nats-server with authorisation
+//! on, the shards serving internal mTLS, each now failing to get in — one
+//! cluster for all of them:
 //!
 //! - paths with dot segments (raw or percent-encoded) or hidden separators
 //!   reach nothing behind the gateway: the shard's `/metrics`, `/readyz` and
 //!   internal routes answered before; now a Keystone 404 with no upstream
 //!   call;
+//! - and were one forwarded, the shard's internal routes refuse the
+//!   gateway's certificate (403) and serve only a shard's; a caller without
+//!   a certificate of the federation CA does not get past the handshake;
 //! - a login naming an unknown user costs what one with a wrong password
 //!   does (user names cannot be told apart by timing);
 //! - links in answers name the gateway, not a shard;
@@ -18,9 +22,11 @@
 
 use std::time::{Duration, Instant};
 
+use keyfed_pki::MemberKind;
 use keyfed_shared::time::now_micros;
 use keyfed_shared::token::{self, Signer};
 use keyfed_tests::cluster::Cluster;
+use keyfed_tests::tls::client;
 use keyfed_tests::Gateways;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -43,12 +49,14 @@ async fn attacks_at_the_edge_fail() {
     let f = Cluster::builder()
         .shards(2)
         .gateways(1)
+        .internal_mtls()
         .start()
         .await
         .unwrap();
     let admin = f.admin_token(0).await.unwrap();
 
     dot_segments_reach_no_shard(&f, &admin).await;
+    internal_routes_serve_shards_alone(&f).await;
     unknown_user_names_cost_a_password_check(&f, &admin).await;
     links_name_the_gateway(&f, &admin).await;
     tokens_from_the_future_are_refused(&f, &admin).await;
@@ -67,6 +75,54 @@ async fn dot_segments_reach_no_shard(f: &Cluster, admin: &str) {
     // The same request, normalised, is still served.
     let (status, _) = f.raw(0, "GET", "/v3/regions", Some(admin)).await.unwrap();
     assert_eq!(status, 200);
+}
+
+async fn internal_routes_serve_shards_alone(f: &Cluster) {
+    let gateway = f.member_tls(MemberKind::Gateway, "gateway-0").unwrap();
+    let peer = f.member_tls(MemberKind::Shard, "shard-0").unwrap();
+    let shard = &f.shards[1].url;
+    let routes = [
+        (Method::GET, "/internal/v1/tenants"),
+        (Method::POST, "/internal/v1/join"),
+        (Method::POST, "/internal/v1/names/reclaim"),
+    ];
+    let as_gateway = client(&gateway.ca, Some(&gateway)).unwrap();
+    let as_shard = client(&gateway.ca, Some(&peer)).unwrap();
+    for (method, route) in &routes {
+        let url = format!("{shard}{route}");
+        let r = as_gateway
+            .request(method.clone(), &url)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            403,
+            "{method} {route} with the gateway's certificate"
+        );
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], 403, "{body}");
+        // A shard's certificate passes the door; the route's own checks
+        // (admin or join token, body) judge the rest.
+        let r = as_shard
+            .request(method.clone(), &url)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(
+            r.status().as_u16(),
+            403,
+            "{method} {route} with a shard's certificate"
+        );
+    }
+    // The public API on the same listener serves the gateway's certificate.
+    let r = as_gateway.get(format!("{shard}/v3")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let anonymous = client(&gateway.ca, None).unwrap();
+    let refused = anonymous.get(format!("{shard}/v3")).send().await;
+    assert!(refused.is_err(), "no client certificate: {refused:?}");
 }
 
 fn login(user: &str, password: &str) -> Value {

@@ -56,10 +56,13 @@ use keyfed_directory::testing::NatsServer;
 use keyfed_directory::{NatsConfig, NatsDirectory};
 use keyfed_federation::view::Trust;
 use keyfed_federation::FederationView;
+use keyfed_pki::MemberKind;
+use keyfed_shard::config::MtlsFiles;
 use keyfed_shared::ids::ProjectId;
 
 use crate::keystone::Keystone;
 use crate::through::Gateways;
+use crate::tls::Pki;
 pub use lifecycle::{CliOutput, StatusRow};
 use process::{free_port, Process, READY_TIMEOUT};
 pub use process::{keyfed_binary, KEYFED_BIN_ENV};
@@ -75,6 +78,28 @@ pub const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(1);
 const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A TOML basic string.
+/// `[internal_tls]` naming `files`.
+fn mtls_section(files: &MtlsFiles) -> String {
+    format!(
+        "[internal_tls]\nca = {}\ncert = {}\nkey = {}\n",
+        toml_str(&files.ca.to_string_lossy()),
+        toml_str(&files.cert.to_string_lossy()),
+        toml_str(&files.key.to_string_lossy()),
+    )
+}
+
+/// `builder` presenting `files`' certificate and trusting their CA.
+fn with_identity(
+    builder: reqwest::ClientBuilder,
+    files: &MtlsFiles,
+) -> anyhow::Result<reqwest::ClientBuilder> {
+    let mut pem = std::fs::read(&files.cert)?;
+    pem.extend(std::fs::read(&files.key)?);
+    Ok(builder
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&files.ca)?)?)
+        .identity(reqwest::Identity::from_pem(&pem)?))
+}
+
 fn toml_str(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
@@ -121,6 +146,7 @@ pub struct ClusterBuilder {
     shards: usize,
     gateways: usize,
     shard_env: Vec<(String, String)>,
+    internal_mtls: bool,
 }
 
 impl ClusterBuilder {
@@ -139,6 +165,17 @@ impl ClusterBuilder {
     /// An environment variable for every shard process (failpoints).
     pub fn shard_env(mut self, key: &str, value: &str) -> Self {
         self.shard_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Internal mTLS, as production runs: shards serve `https` with
+    /// `[internal_tls]` (a certificate of the cluster's CA each, naming
+    /// `keyfed:shard:<id>`), gateways call them presenting a gateway
+    /// certificate, and the harness's own client presents one too
+    /// (`harness`, kind gateway). Gateways stay plain HTTP for clients.
+    /// Joins are not supported in this mode.
+    pub fn internal_mtls(mut self) -> Self {
+        self.internal_mtls = true;
         self
     }
 
@@ -165,6 +202,10 @@ pub struct Cluster {
     pub http: reqwest::Client,
     binary: PathBuf,
     nats: NatsServer,
+    /// The federation CA (in the cluster's directory).
+    pki: Pki,
+    /// Shards serve internal mTLS ([`ClusterBuilder::internal_mtls`]).
+    internal_mtls: bool,
     /// The NATS identities issued to the processes.
     access: nats_access::NatsAccess,
     dir: Option<tempfile::TempDir>,
@@ -177,6 +218,7 @@ impl Cluster {
             shards: 3,
             gateways: 1,
             shard_env: Vec::new(),
+            internal_mtls: false,
         }
     }
 
@@ -211,13 +253,20 @@ impl Cluster {
         // included: it trusts member keys as the processes do, so a record
         // no certificate of the CA vouches for is in neither's ring.
         let now = keyfed_shared::time::now_micros() / 1_000_000;
-        let ca = keyfed_pki::FederationCa::init(
-            &dir.path().join("ca"),
-            "keyfed test CA",
-            now,
-            3650 * 86_400,
-        )?;
-        let trust = Trust::Ca(Arc::new(ca.cert().clone()));
+        let pki = Pki {
+            dir: dir.path().join("ca"),
+            ca: keyfed_pki::FederationCa::init(
+                &dir.path().join("ca"),
+                "keyfed test CA",
+                now,
+                3650 * 86_400,
+            )?,
+        };
+        let trust = Trust::Ca(Arc::new(pki.ca.cert().clone()));
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if spec.internal_mtls {
+            http = with_identity(http, &pki.member(MemberKind::Gateway, "harness")?)?;
+        }
         let mut cluster = Self {
             shards: Vec::new(),
             gateways: Vec::new(),
@@ -228,11 +277,11 @@ impl Cluster {
             .await?,
             admin_password: uuid::Uuid::new_v4().simple().to_string(),
             directory,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()?,
+            http: http.build()?,
             binary,
             nats,
+            pki,
+            internal_mtls: spec.internal_mtls,
             access,
             dir: Some(dir),
         };
@@ -358,14 +407,25 @@ impl Cluster {
         port: u16,
         identity: Option<&str>,
     ) -> anyhow::Result<()> {
-        let url = format!("http://127.0.0.1:{port}");
+        let scheme = if self.internal_mtls { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{port}");
+        let transport = if self.internal_mtls {
+            let id = self.shards[i].id.clone();
+            mtls_section(&self.member_tls(MemberKind::Shard, &id)?)
+        } else {
+            "# Plain HTTP on loopback (TLS has its own tests).\n".to_owned()
+        };
+        let plain = if self.internal_mtls {
+            ""
+        } else {
+            "insecure_plain_http = true\n"
+        };
         let shard = &self.shards[i];
         let key = self.dir()?.join(format!("{}-signing-key.pem", shard.id));
         let mut text = format!(
             "# Written by keyfed-tests (tests/src/cluster.rs).\n\
-             # Plain HTTP on loopback (TLS has its own tests).\n\
              [server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = {url_s}\nshutdown_grace_secs = 1\n\
-             insecure_plain_http = true\n\n\
+             {plain}\n{transport}\n\
              [shard]\nid = {id}\n\n\
              [storage]\nkind = \"postgres\"\nurl = {db}\npool_size = 4\n\n\
              [tokens]\nsigning_key_file = {key}\n\n\
@@ -409,13 +469,19 @@ impl Cluster {
     fn write_gateway_config(&mut self, g: usize, path: &Path, url: &str) -> anyhow::Result<()> {
         let listen = url.trim_start_matches("http://");
         let nats = self.nats_section(Role::Gateway, &format!("gateway-{g}"))?;
+        let (upstream, transport) = if self.internal_mtls {
+            let files = self.member_tls(MemberKind::Gateway, &format!("gateway-{g}"))?;
+            (String::new(), mtls_section(&files))
+        } else {
+            ("insecure_plain_http = true\n".to_owned(), String::new())
+        };
         let text = format!(
             "# Written by keyfed-tests (tests/src/cluster.rs).\n\
              [server]\nlisten = {listen}\npublic_url = {url}\nshutdown_grace_secs = 1\n\
              insecure_plain_http = true\n\n\
              [directory.nats]\n{nats}\n\
              [upstream]\nrequest_timeout_ms = {request}\nconnect_timeout_ms = {connect}\n\
-             insecure_plain_http = true\n\n{trust}",
+             {upstream}\n{transport}\n{trust}",
             trust = self.trust_section(false)?,
             listen = toml_str(listen),
             url = toml_str(url),
@@ -499,10 +565,10 @@ impl Cluster {
             || async { self.view.members().len() == n && self.view.ring().is_some() },
         )
         .await?;
-        let shard0 = Keystone::new(self.shards[0].url.clone(), self.admin_password.clone())?;
+        let shard0 = self.shard_keystone(0);
         let admin = shard0.admin_token().await?.id;
-        for shard in &self.shards {
-            let client = Keystone::new(shard.url.clone(), self.admin_password.clone())?;
+        for (i, shard) in self.shards.iter().enumerate() {
+            let client = self.shard_keystone(i);
             self.wait_for(
                 Duration::from_secs(20),
                 &format!("{} to trust shard-0's key", shard.id),
@@ -639,6 +705,31 @@ impl Cluster {
     /// Gateway `g` as a Keystone endpoint (for the real-client suites).
     pub fn keystone(&self, g: usize) -> anyhow::Result<Keystone> {
         Keystone::new(self.gateway(g), self.admin_password.clone())
+    }
+
+    /// Shard `i` as a Keystone endpoint, called by the harness's client
+    /// (over mTLS with the harness's gateway certificate, if the cluster
+    /// runs it).
+    pub fn shard_keystone(&self, i: usize) -> Keystone {
+        Keystone::with_client(
+            self.shards[i].url.clone(),
+            self.admin_password.clone(),
+            self.http.clone(),
+        )
+    }
+
+    /// The internal TLS files of member `id` of `kind`, issued by the
+    /// cluster's CA the first time they are asked for.
+    pub fn member_tls(&self, kind: MemberKind, id: &str) -> anyhow::Result<MtlsFiles> {
+        let files = MtlsFiles {
+            ca: self.pki.ca_file(),
+            cert: self.pki.dir.join(format!("{id}.pem")),
+            key: self.pki.dir.join(format!("{id}-key.pem")),
+        };
+        if files.cert.exists() {
+            return Ok(files);
+        }
+        self.pki.member(kind, id)
     }
 
     /// The shard with id `shard-<i>`.
