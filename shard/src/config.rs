@@ -269,6 +269,20 @@ impl Default for TokenConfig {
     }
 }
 
+impl TokenConfig {
+    /// The federation validator's settings for these: the same windows; the
+    /// signer look-up bounds the gateways default to; no token cache (the
+    /// shard verifies tokens itself).
+    pub fn validator(&self) -> keyfed_federation::ValidatorConfig {
+        keyfed_federation::ValidatorConfig {
+            cache_capacity: 0,
+            allow_expired_window_secs: self.allow_expired_window_secs,
+            max_clock_skew_secs: self.max_clock_skew_secs,
+            ..keyfed_federation::ValidatorConfig::default()
+        }
+    }
+}
+
 /// Argon2id parameters and the hashing pool bound.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]

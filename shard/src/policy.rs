@@ -34,7 +34,7 @@ impl FromRequestParts<AppState> for Caller {
             .get(AUTH_HEADER)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?;
-        let claims = state.validate(token, false)?;
+        let claims = state.validate(token, false).await?;
         let roles = Credentials::from_claims(&claims, &state.global()).roles;
         Ok(Caller {
             claims,

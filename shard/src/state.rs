@@ -94,6 +94,7 @@ impl Shard {
                     )
                     .map_err(|e| crate::error::Error::Internal(e.to_string()))?,
                     events.clone(),
+                    &config.tokens.validator(),
                 )
                 .await
                 .map_err(|e| crate::error::Error::Internal(e.to_string()))?,

@@ -16,8 +16,17 @@ impl Shard {
 
     /// Validates a token: structure, signer, signature, expiry (extended by
     /// the configured window when `allow_expired`), revocation.
-    pub fn validate(&self, token: &str, allow_expired: bool) -> Result<Claims, TokenError> {
-        let outcome = self.validate_inner(token, allow_expired);
+    /// A well-formed, unexpired token from a signer this shard does not
+    /// know yet (a member that joined moments ago) makes it look the signer
+    /// up in the directory first, with the gateways' bounds
+    /// ([`keyfed_federation::validate::Validator::look_up_signer`]).
+    pub async fn validate(&self, token: &str, allow_expired: bool) -> Result<Claims, TokenError> {
+        let mut outcome = self.validate_inner(token, allow_expired);
+        if let (Err(TokenError::UnknownSigner), Some(f)) = (&outcome, &self.federation) {
+            if f.signers.look_up_signer(token, allow_expired).await {
+                outcome = self.validate_inner(token, allow_expired);
+            }
+        }
         self.metrics.validation(match &outcome {
             Ok(_) => "valid",
             Err(TokenError::Expired) => "expired",

@@ -288,6 +288,47 @@ async fn a_member_the_watch_has_not_delivered_is_found_by_a_lookup() {
     assert_eq!(f.gets(), 1);
 }
 
+/// What a shard calls (it checks keys itself): the same look-up, under
+/// the same conditions and bounds.
+#[tokio::test]
+async fn look_up_signer_finds_a_new_member_under_the_same_bounds() {
+    let controls = Controls {
+        freeze_watch: true,
+        ..Controls::default()
+    };
+    let f = fixture(controls, ValidatorConfig::default()).await;
+    let v = &f.validator;
+    let now = now_micros();
+    let late = signer("s4");
+    let expired = late
+        .sign(&claims(None, now - 3 * HOUR, now - 2 * HOUR))
+        .unwrap();
+    let odd_kid = Signer::new("s/4.1", SigningKey::from_bytes(&[3; 32]));
+    for (what, token) in [
+        ("garbage", "garbage".to_owned()),
+        ("expired", expired),
+        ("kid with a slash", fresh_token(&odd_kid)),
+    ] {
+        assert!(!v.look_up_signer(&token, false).await, "{what}");
+    }
+    assert_eq!(f.gets(), 0, "none of them was looked up");
+    assert!(
+        v.look_up_signer(&fresh_token(&signer("s1")), false).await,
+        "a known signer"
+    );
+    assert_eq!(f.gets(), 0);
+
+    let token = fresh_token(&late);
+    assert!(!v.look_up_signer(&token, false).await, "not registered yet");
+    assert_eq!(f.gets(), 1);
+    assert!(!v.look_up_signer(&token, false).await, "the negative cache");
+    assert_eq!(f.gets(), 1);
+    put_member(f.dir.as_ref(), &member("s5", MemberStatus::Joining)).await;
+    assert!(v.look_up_signer(&fresh_token(&signer("s5")), false).await);
+    assert_eq!(f.gets(), 2);
+    assert!(v.view.key("s5.1").is_some(), "its key is trusted now");
+}
+
 #[tokio::test]
 async fn another_lookup_happens_after_the_negative_ttl() {
     let controls = Controls {

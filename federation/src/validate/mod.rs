@@ -17,7 +17,10 @@
 //! form `<member-id>.<serial>` and whose `exp` — read before verification,
 //! and trusted for nothing else — has not passed; a bad signature from a
 //! known signer never causes a look-up. The synchronous
-//! [`Validator::validate`] rejects unknown signers outright.
+//! [`Validator::validate`] rejects unknown signers outright. Shards, which
+//! check their own key and revocations themselves, call
+//! [`Validator::look_up_signer`] for the same look-up under the same
+//! bounds: one behaviour for every validator in the federation.
 //!
 //! [`Validator::body`] renders the Keystone body of a validated token and
 //! keeps it in the token's cache entry, tagged with the global-data
@@ -35,7 +38,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use keyfed_shared::time::now_micros;
-use keyfed_shared::token::{self, keystone_body, keystone_body_bytes, Claims, TokenError};
+use keyfed_shared::token::{
+    self, keystone_body, keystone_body_bytes, Claims, TokenError, Unverified,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -248,12 +253,69 @@ impl Validator {
             Err(Rejected::Token(error)) => return Err(error),
             Err(Rejected::UnknownSigner(kid)) => kid,
         };
-        let member = member_of_kid(&kid).ok_or(TokenError::UnknownSigner)?;
-        match self.lookups.resolve(&self.view, member, &kid).await {
-            Resolved::Retry => self
-                .check_at(token, allow_expired, now_micros())
-                .map_err(Rejected::into_error),
-            Resolved::Unknown => Err(TokenError::UnknownSigner),
+        if !self.resolve(&kid).await {
+            return Err(TokenError::UnknownSigner);
+        }
+        self.check_at(token, allow_expired, now_micros())
+            .map_err(Rejected::into_error)
+    }
+
+    /// For a validator that checks keys itself (a shard: its own key first,
+    /// its own revocations too): looks up the signer of `token` under the
+    /// same conditions and bounds as [`Validator::validate_token`] — a
+    /// well-formed, unexpired token whose `kid` names a member the view
+    /// does not know. Whether the key may be known now (validate again);
+    /// `false` for anything else, with no look-up.
+    pub async fn look_up_signer(&self, token: &str, allow_expired: bool) -> bool {
+        let Ok(unverified) = token::parse(token) else {
+            return false;
+        };
+        if self.view.key(unverified.kid()).is_some() {
+            return true;
+        }
+        match self.unknown_signer(&unverified, allow_expired, now_micros()) {
+            Rejected::UnknownSigner(kid) => self.resolve(&kid).await,
+            Rejected::Token(_) => false,
+        }
+    }
+
+    /// Looks up the member `kid` names (see [`lookup`]): whether its key
+    /// may be known now.
+    async fn resolve(&self, kid: &str) -> bool {
+        let Some(member) = member_of_kid(kid) else {
+            return false;
+        };
+        self.lookups.resolve(&self.view, member, kid).await == Resolved::Retry
+    }
+
+    /// How far past expiry a token still validates.
+    fn grace(&self, allow_expired: bool) -> i64 {
+        if allow_expired {
+            self.allow_expired_window
+        } else {
+            0
+        }
+    }
+
+    /// Why a token whose signer the view does not know is refused: its
+    /// signer may be looked up only if its `kid` has the member form and
+    /// the token has not expired (`exp` read unverified, trusted for
+    /// nothing else).
+    fn unknown_signer(
+        &self,
+        unverified: &Unverified<'_>,
+        allow_expired: bool,
+        now: i64,
+    ) -> Rejected {
+        if member_of_kid(unverified.kid()).is_none() {
+            return TokenError::UnknownSigner.into();
+        }
+        match unverified.unverified_expiry() {
+            Err(e) => e.into(),
+            Ok(expires_at) if now.saturating_sub(self.grace(allow_expired)) >= expires_at => {
+                TokenError::Expired.into()
+            }
+            Ok(_) => Rejected::UnknownSigner(unverified.kid().to_owned()),
         }
     }
 
@@ -261,22 +323,9 @@ impl Validator {
     /// I/O.
     fn check_at(&self, token: &str, allow_expired: bool, now: i64) -> Result<Valid, Rejected> {
         let unverified = token::parse(token)?;
-        let grace = if allow_expired {
-            self.allow_expired_window
-        } else {
-            0
-        };
+        let grace = self.grace(allow_expired);
         let Some(key) = self.view.key(unverified.kid()) else {
-            if member_of_kid(unverified.kid()).is_none() {
-                return Err(TokenError::UnknownSigner.into());
-            }
-            // Not trusted, only used to refuse a look-up for a token that
-            // could not validate anyway.
-            let expires_at = unverified.unverified_expiry()?;
-            if now.saturating_sub(grace) >= expires_at {
-                return Err(TokenError::Expired.into());
-            }
-            return Err(Rejected::UnknownSigner(unverified.kid().to_owned()));
+            return Err(self.unknown_signer(&unverified, allow_expired, now));
         };
         let digest = digest(token);
         let (claims, bodies) = match self.cache.get(&digest, now) {

@@ -213,7 +213,7 @@ async fn issue(
             }
         }
         Identity::Token { id } => {
-            let parent = state.validate(id.expose(), false)?;
+            let parent = state.validate(id.expose(), false).await?;
             let Some(user) = state.store.get_user(&parent.user_id).await? else {
                 return Err(ApiError::unauthorized().into());
             };
@@ -299,6 +299,7 @@ async fn validate(
     let allow_expired = query_flag(&query, "allow_expired") == Some(true);
     let claims = state
         .validate(subject, allow_expired)
+        .await
         .map_err(|_| token_not_found())?;
     let op = if method == Method::HEAD {
         Operation::CheckToken
@@ -329,6 +330,7 @@ async fn revoke(
     let subject = subject_token(&headers)?;
     let claims = state
         .validate(subject, false)
+        .await
         .map_err(|_| token_not_found())?;
     caller.authorize(
         Operation::RevokeToken,

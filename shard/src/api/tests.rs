@@ -623,7 +623,7 @@ async fn bootstrap_is_idempotent() {
 async fn expired_tokens_need_allow_expired() {
     let t = TestApp::new().await;
     let admin = t.admin_token().await;
-    let mut claims = t.state.validate(&admin, false).unwrap();
+    let mut claims = t.state.validate(&admin, false).await.unwrap();
     let now = keyfed_shared::time::now_micros();
     claims.issued_at = now - 7_200_000_000;
     claims.expires_at = now - 3_600_000_000;

@@ -36,7 +36,7 @@ use ed25519_dalek::VerifyingKey;
 use identity::Identity;
 use keyfed_directory::{Bucket, Directory, EmbeddedDirectory, Kv, NatsDirectory};
 use keyfed_federation::seal::SealedDirectory;
-use keyfed_federation::{FederationView, Revocations};
+use keyfed_federation::{FederationView, Revocations, Validator, ValidatorConfig};
 use keyfed_pki::{CaCert, FederationCa};
 use keyfed_shared::federation::{Member, MemberStatus};
 use keyfed_shared::ids::{ShardId, UserId};
@@ -68,6 +68,9 @@ pub struct Federated {
     pub view: Arc<FederationView>,
     /// Revocation events of the whole federation.
     pub revocations: Arc<Revocations>,
+    /// Looks up signers the view does not know yet, as gateways do (its
+    /// token cache unused: the shard checks keys itself).
+    pub signers: Validator,
     /// Delivers the store's membership outbox to the membership index.
     pub relay: Arc<Relay>,
     /// The federation CA, when this shard is an issuer (admits joiners).
@@ -140,6 +143,7 @@ impl Federated {
         shard_id: &str,
         identity: Identity,
         unpublished: Vec<RevocationEvent>,
+        validator: &ValidatorConfig,
     ) -> Result<Arc<Self>, ShardError> {
         let inner = match directory {
             Some(d) => d,
@@ -185,6 +189,7 @@ impl Federated {
             .await
             .map_err(|e| ShardError::Federation(e.to_string()))?;
         let revocations = Revocations::start(directory.clone());
+        let signers = Validator::new(view.clone(), revocations.clone(), validator);
         let (outbox, mut rx) = mpsc::unbounded_channel::<RevocationEvent>();
         let dir = directory.clone();
         let publisher = tokio::spawn(async move {
@@ -224,6 +229,7 @@ impl Federated {
             sealed,
             view,
             revocations,
+            signers,
             relay,
             issuer: identity.issuer,
             certificate_validity_secs: identity.validity_secs,
