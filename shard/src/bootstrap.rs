@@ -196,7 +196,7 @@ async fn global_standalone(shard: &Shard, config: &BootstrapConfig) -> Result<Ro
 
 /// Creates a global entity unless it exists (any member may have made it).
 async fn create_if_absent(shard: &Shard, entity: GlobalEntity) -> Result<()> {
-    match shard.create_global(entity).await {
+    match shard.create_global_now(entity).await {
         Ok(()) => Ok(()),
         Err(Error::Api(e)) if e.kind == keyfed_shared::error::ErrorKind::Conflict => Ok(()),
         Err(e) => Err(e),
@@ -282,7 +282,7 @@ async fn global_federated(shard: &Shard, config: &BootstrapConfig) -> Result<Rol
         // A URL set in the config is authoritative (e.g. the gateway's
         // address); a default one only fills an empty catalog.
         let entity = GlobalEntity::Endpoint(endpoint);
-        if explicit.is_some() && shard.update_global(entity.clone()).await? {
+        if explicit.is_some() && shard.update_global_now(entity.clone()).await? {
             continue;
         }
         create_if_absent(shard, entity).await?;

@@ -5,8 +5,9 @@
 //! for entities whose names-index key starts with the prefix (for example
 //! `name.reserved=pause:3000:project/default/fp-`), logging
 //! `failpoint reached` first. Points: `name.reserved` (the name is
-//! reserved, the entity not yet stored) and `name.stored` (the entity is
-//! committed, the answer not yet sent).
+//! reserved, the entity not yet stored), `name.stored` (the entity is
+//! committed, the answer not yet sent) and `global.reserved` (a domain's or
+//! role's name is reserved, the global entity not yet written).
 
 use std::time::Duration;
 

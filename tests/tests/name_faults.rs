@@ -51,11 +51,12 @@ async fn cluster() -> Cluster {
         .unwrap()
 }
 
-/// What is created: a project or a user.
+/// What is created: a project, a user or a domain.
 #[derive(Clone, Copy)]
 enum Kind {
     Project,
     User,
+    Domain,
 }
 
 impl Kind {
@@ -63,11 +64,23 @@ impl Kind {
         match self {
             Kind::Project => "project",
             Kind::User => "user",
+            Kind::Domain => "domain",
         }
     }
 
     fn body(self, name: &str) -> Value {
-        json!({ self.member(): {"name": name, "domain_id": "default"} })
+        match self {
+            Kind::Domain => json!({"domain": {"name": name}}),
+            _ => json!({ self.member(): {"name": name, "domain_id": "default"} }),
+        }
+    }
+
+    /// The names-index key of `name` (in domain `default`).
+    fn key(self, name: &str) -> String {
+        match self {
+            Kind::Domain => format!("domain/{name}"),
+            _ => format!("{}/default/{name}", self.member()),
+        }
     }
 }
 
@@ -96,7 +109,7 @@ fn spawn_create(f: &Cluster, admin: &str, kind: Kind, name: &str) -> JoinHandle<
 
 /// The shard whose log shows `point` reached for `name`.
 async fn paused_at(f: &Cluster, point: &str, kind: Kind, name: &str) -> usize {
-    let key = format!("key=\"{}/default/{name}\"", kind.member());
+    let key = format!("key=\"{}\"", kind.key(name));
     let mut found = None;
     f.wait_for(
         Duration::from_secs(20),
@@ -312,4 +325,83 @@ async fn a_gateway_killed_with_creates_in_flight_leaks_no_name() {
     // A name whose create the gateway never sent is free.
     let (status, body) = create(&f, &admin, Kind::Project, "gw-never-sent").await;
     assert_eq!(status, 201, "{body}");
+}
+
+/// Renames domain `id` to `name` through gateway 0: the status.
+async fn rename(f: &Cluster, admin: &str, id: &str, name: &str) -> u16 {
+    let body = json!({"domain": {"name": name}});
+    let path = format!("/v3/domains/{id}");
+    f.call(0, Method::PATCH, &path, admin, Some(&body))
+        .await
+        .unwrap()
+        .0
+}
+
+/// Domain names (reserved by whichever shard takes the write, with no
+/// owner to ask) are audited by one member: a reservation left by a shard
+/// killed between reserving the name and writing the domain is released
+/// after two audits, and a writer stalled past that finds its name gone
+/// and undoes its domain. Audits every 2 s here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_domain_names_are_released_and_a_stalled_writer_undoes_itself() {
+    let failpoints = [
+        "global.reserved=pause:60000:domain/fp-gk-",
+        "global.reserved=pause:7000:domain/fp-gu-",
+    ]
+    .join(";");
+    let mut f = Cluster::builder()
+        .shards(2)
+        .gateways(1)
+        .shard_env("KEYFED_FAILPOINTS", &failpoints)
+        .name_audit_interval_secs(2)
+        .start()
+        .await
+        .unwrap();
+    let admin = f.admin_token(0).await.unwrap();
+    let (_, body) = create(&f, &admin, Kind::Domain, "spare").await;
+    let spare = body["domain"]["id"].as_str().unwrap().to_owned();
+    // Killed with the name reserved and no domain written.
+    let pending = spawn_create(&f, &admin, Kind::Domain, "fp-gk-1");
+    let i = paused_at(&f, "global.reserved", Kind::Domain, "fp-gk-1").await;
+    f.kill_shard(i);
+    let _ = pending.await;
+    f.restart_shard(i).await.unwrap();
+    assert!(named(&f, &admin, Kind::Domain, "fp-gk-1").await.is_empty());
+    // The name is usable again once the audit released it (a rename
+    // reserves it without the failpoint of a create).
+    f.wait_for(
+        Duration::from_secs(20),
+        "the orphaned name to be released",
+        || async { rename(&f, &admin, &spare, "fp-gk-1").await == 200 },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        named(&f, &admin, Kind::Domain, "fp-gk-1").await,
+        std::slice::from_ref(&spare)
+    );
+
+    // Stalled past two audits: the name is released under the writer, which
+    // undoes its domain when it resumes.
+    let (status, _) = spawn_create(&f, &admin, Kind::Domain, "fp-gu-1")
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "the gateway gave up on the stalled create");
+    let i = paused_at(&f, "global.reserved", Kind::Domain, "fp-gu-1").await;
+    f.wait_for(
+        Duration::from_secs(20),
+        "the writer to undo its domain",
+        || async {
+            f.shard_log(i)
+                .contains("name reservation lost during a global create")
+        },
+    )
+    .await
+    .unwrap();
+    assert!(named(&f, &admin, Kind::Domain, "fp-gu-1").await.is_empty());
+    f.wait_for(Duration::from_secs(10), "the name to be free", || async {
+        rename(&f, &admin, &spare, "fp-gu-1").await == 200
+    })
+    .await
+    .unwrap();
 }

@@ -17,6 +17,7 @@ pub mod activation;
 pub mod admin;
 pub mod enrol;
 pub mod enrol_tls;
+pub mod global_names;
 pub mod identity;
 pub mod internal_client;
 pub mod joining;

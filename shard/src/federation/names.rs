@@ -201,13 +201,25 @@ impl Shard {
         Fut: std::future::Future<Output = Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let (shard, name, previous) = (self.clone(), name.clone(), previous.cloned());
-        tokio::spawn(async move {
+        let (name, previous) = (name.clone(), previous.cloned());
+        self.detached(move |shard| async move {
             let write = store(shard.clone());
             shard.named_write(&name, previous.as_ref(), write).await
         })
         .await
-        .map_err(|e| Error::Internal(format!("a named write stopped: {e}")))?
+    }
+
+    /// Runs `write` as a task of its own: a client (or gateway) that gives
+    /// up does not cancel it halfway between its directory writes.
+    pub async fn detached<T, F, Fut>(self: &Arc<Self>, write: F) -> Result<T>
+    where
+        F: FnOnce(Arc<Shard>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::spawn(write(self.clone()))
+            .await
+            .map_err(|e| Error::Internal(format!("a write stopped: {e}")))?
     }
 
     async fn named_write<T, F>(&self, name: &Name, previous: Option<&Name>, store: F) -> Result<T>

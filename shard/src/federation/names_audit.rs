@@ -9,6 +9,7 @@
 //! - A reservation held for an entity this shard owns but does not store
 //!   under that name is reclaimed ([`Shard::reclaim`]: never while a write
 //!   of the entity is in flight, never for an entity pinned elsewhere).
+//! - Domain and role names: [`super::global_names`], by one member.
 
 use std::collections::HashMap;
 use std::sync::Weak;
@@ -19,6 +20,7 @@ use keyfed_directory::{Bucket, DirectoryError};
 use keyfed_shared::ids::ShardId;
 use keyfed_shared::model::ListFilter;
 
+use super::global_names;
 use super::names::{Name, NameKind, Reclaim};
 use crate::error::{Error, Result};
 use crate::state::Shard;
@@ -42,11 +44,19 @@ const FIRST_AUDIT_AFTER: Duration = Duration::from_secs(2);
 /// Audits at start and then every `interval` (never again when zero).
 pub async fn run(shard: Weak<Shard>, interval: Duration) {
     tokio::time::sleep(FIRST_AUDIT_AFTER).await;
+    let mut orphans = global_names::Orphans::new();
     loop {
         let Some(s) = shard.upgrade() else { return };
         match audit(&s).await {
             Ok(report) => tracing::info!(?report, "names audit done"),
             Err(error) => tracing::warn!(%error, "names audit failed; retrying later"),
+        }
+        match global_names::audit(&s, &mut orphans).await {
+            Ok(report) if report != global_names::GlobalNamesReport::default() => {
+                tracing::info!(?report, "domain and role names audit done");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "domain and role names audit failed"),
         }
         drop(s);
         if interval.is_zero() {

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use keyfed_directory::{Bucket, DirectoryError};
 use keyfed_shared::error::ApiError;
 use keyfed_shared::federation::{name_key, GlobalEntity};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a writer waits for its write to reach the local mirror.
@@ -44,7 +45,7 @@ fn directory_error(e: DirectoryError) -> Error {
 }
 
 /// The names-index key an entity's name is reserved under, if any.
-fn reserved_name(e: &GlobalEntity) -> Option<String> {
+pub(super) fn reserved_name(e: &GlobalEntity) -> Option<String> {
     match e {
         GlobalEntity::Domain(d) => Some(name_key::domain(&d.name)),
         GlobalEntity::Role(r) if r.domain_id.is_none() => Some(name_key::role(&r.name)),
@@ -52,7 +53,7 @@ fn reserved_name(e: &GlobalEntity) -> Option<String> {
     }
 }
 
-fn id_of(e: &GlobalEntity) -> String {
+pub(super) fn id_of(e: &GlobalEntity) -> String {
     match e {
         GlobalEntity::Domain(d) => d.id.to_string(),
         GlobalEntity::Role(r) => r.id.to_string(),
@@ -135,8 +136,15 @@ impl Shard {
         }
     }
 
-    /// Creates a global entity (409 if its id or name is taken).
-    pub async fn create_global(&self, entity: GlobalEntity) -> Result<()> {
+    /// Creates a global entity (409 if its id or name is taken), as a task
+    /// of its own (see [`Shard::detached`]).
+    pub async fn create_global(self: &Arc<Self>, entity: GlobalEntity) -> Result<()> {
+        self.detached(move |s| async move { s.create_global_now(entity).await })
+            .await
+    }
+
+    /// [`Shard::create_global`] in the caller's task.
+    pub(crate) async fn create_global_now(&self, entity: GlobalEntity) -> Result<()> {
         let Some(f) = &self.federation else {
             store_create(self, &entity).await?;
             return self.reload_global().await;
@@ -153,6 +161,7 @@ impl Shard {
                     )),
                     other => directory_error(other),
                 })?;
+            self.failpoints.hit("global.reserved", k).await;
         }
         let created = f
             .directory
@@ -160,7 +169,12 @@ impl Shard {
             .create(&entity.key(), Bytes::from(entity.to_bytes()))
             .await;
         match created {
-            Ok(revision) => self.wait_mirrored(revision).await,
+            Ok(revision) => {
+                if let Some(k) = &name {
+                    self.check_reservation(k, &entity, revision).await?;
+                }
+                self.wait_mirrored(revision).await
+            }
             Err(e) => {
                 if let Some(k) = &name {
                     if let Err(release) = names.delete(k, None).await {
@@ -172,9 +186,51 @@ impl Shard {
         }
     }
 
+    /// After writing `entity` (at `revision`) under the name reserved at
+    /// `key`: whether the reservation is still its own. A writer stopped
+    /// between the two for longer than the names audit's grace may find
+    /// it released (see [`super::global_names`]); it then undoes the write
+    /// and answers 409, so a name never stands for two entities.
+    async fn check_reservation(
+        &self,
+        key: &str,
+        entity: &GlobalEntity,
+        revision: u64,
+    ) -> Result<()> {
+        let Some(f) = &self.federation else {
+            return Ok(());
+        };
+        let held = f
+            .directory
+            .kv(Bucket::Names)
+            .get(key)
+            .await
+            .map_err(directory_error)?;
+        if held.is_some_and(|h| h.value.as_ref() == id_of(entity).as_bytes()) {
+            return Ok(());
+        }
+        tracing::warn!(%key, "name reservation lost during a global create; undoing it");
+        f.directory
+            .kv(Bucket::Global)
+            .delete(&entity.key(), Some(revision))
+            .await
+            .map_err(directory_error)?;
+        Err(ApiError::conflict(
+            "Conflict occurred attempting to store the entity: the name is taken.",
+        )
+        .into())
+    }
+
     /// Replaces a global entity; `Ok(false)` if it does not exist. A renamed
-    /// domain or role reserves its new name and releases the old one.
-    pub async fn update_global(&self, entity: GlobalEntity) -> Result<bool> {
+    /// domain or role reserves its new name and releases the old one. A
+    /// task of its own (see [`Shard::detached`]).
+    pub async fn update_global(self: &Arc<Self>, entity: GlobalEntity) -> Result<bool> {
+        self.detached(move |s| async move { s.update_global_now(entity).await })
+            .await
+    }
+
+    /// [`Shard::update_global`] in the caller's task.
+    pub(crate) async fn update_global_now(&self, entity: GlobalEntity) -> Result<bool> {
         let Some(f) = &self.federation else {
             let found = store_update(self, &entity).await?;
             self.reload_global().await?;

@@ -147,6 +147,7 @@ pub struct ClusterBuilder {
     gateways: usize,
     shard_env: Vec<(String, String)>,
     internal_mtls: bool,
+    name_audit_interval_secs: Option<u64>,
 }
 
 impl ClusterBuilder {
@@ -179,6 +180,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// Every shard's `[federation] name_audit_interval_secs`.
+    pub fn name_audit_interval_secs(mut self, secs: u64) -> Self {
+        self.name_audit_interval_secs = Some(secs);
+        self
+    }
+
     /// Starts everything and waits until it is ready.
     pub async fn start(self) -> anyhow::Result<Cluster> {
         Cluster::start(self).await
@@ -206,6 +213,8 @@ pub struct Cluster {
     pki: Pki,
     /// Shards serve internal mTLS ([`ClusterBuilder::internal_mtls`]).
     internal_mtls: bool,
+    /// Extra lines of every shard's `[federation]` section.
+    federation_extra: String,
     /// The NATS identities issued to the processes.
     access: nats_access::NatsAccess,
     dir: Option<tempfile::TempDir>,
@@ -219,6 +228,7 @@ impl Cluster {
             gateways: 1,
             shard_env: Vec::new(),
             internal_mtls: false,
+            name_audit_interval_secs: None,
         }
     }
 
@@ -282,6 +292,10 @@ impl Cluster {
             nats,
             pki,
             internal_mtls: spec.internal_mtls,
+            federation_extra: spec
+                .name_audit_interval_secs
+                .map(|s| format!("name_audit_interval_secs = {s}\n"))
+                .unwrap_or_default(),
             access,
             dir: Some(dir),
         };
@@ -455,8 +469,9 @@ impl Cluster {
         let role = if founder { Role::Issuer } else { Role::Shard };
         let id = self.shards[i].id.clone();
         text.push_str(&format!(
-            "[federation]\nadvertise_url = {}\nweight = 1\n\n[federation.nats]\n{}",
+            "[federation]\nadvertise_url = {}\nweight = 1\n{}\n[federation.nats]\n{}",
             toml_str(&url),
+            self.federation_extra.clone(),
             self.nats_section(role, &id)?
         ));
         keyfed_shard::config::ShardConfig::from_toml_str(&text)
