@@ -8,18 +8,25 @@
 //! Compiled for this crate's tests and, with feature `fuzzing`, for the
 //! other crates' (their dev-dependency). Every fuzz test's name contains
 //! `fuzz`, so `cargo nextest run --workspace -E 'test(fuzz)'` runs them
-//! all; [`config`] gives each its default case count, which
-//! `PROPTEST_CASES` overrides for a longer run (`scripts/fuzz`).
+//! all. Their default case counts keep the whole set to seconds (CI runs
+//! it with the rest of the suite); `KEYFED_FUZZ_SCALE=<n>` multiplies
+//! every count for a longer run (`scripts/fuzz`), and `PROPTEST_CASES`
+//! sets one count for all.
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::{json, Map, Value};
 
-/// A proptest config running `cases` cases unless `PROPTEST_CASES` says
-/// otherwise (the `proptest!` macro applies the environment on top).
+/// A proptest config running `cases` cases times `KEYFED_FUZZ_SCALE`
+/// (default 1), unless `PROPTEST_CASES` says otherwise (the `proptest!`
+/// macro applies the environment on top).
 pub fn config(cases: u32) -> Config {
+    let scale = std::env::var("KEYFED_FUZZ_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1);
     Config {
-        cases,
+        cases: cases.saturating_mul(scale),
         // A failing case is reported with its shrunk input; bound the
         // shrinking of huge inputs so a failure is reported promptly.
         max_shrink_iters: 2048,
