@@ -113,7 +113,7 @@ impl IntoResponse for Upstream {
 /// request to another route than the one the gateway classified. Routing
 /// refuses such paths already ([`crate::routes::is_normalised`]); this is
 /// the check where the URL is built.
-fn upstream_url(base: &str, path_and_query: &str) -> Option<reqwest::Url> {
+pub(crate) fn upstream_url(base: &str, path_and_query: &str) -> Option<reqwest::Url> {
     let base = base.trim_end_matches('/');
     let url = reqwest::Url::parse(&format!("{base}{path_and_query}")).ok()?;
     let base_path = reqwest::Url::parse(base)

@@ -257,6 +257,9 @@ fn global_label(first: &str) -> &'static str {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

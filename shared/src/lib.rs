@@ -10,12 +10,15 @@
 //! [`discovery`] version discovery documents; [`time`] timestamps in Keystone's formats; [`global`] the in-memory
 //! snapshot of global data (domains, roles, catalog); [`federation`] member
 //! records and the directory's keys and values; [`policy`] Keystone's
-//! default policy (scope types, personas, targets).
+//! default policy (scope types, personas, targets). [`fuzzing`] (tests
+//! and feature `fuzzing` only): strategies for the fuzz tests.
 
 pub mod auth;
 pub mod discovery;
 pub mod error;
 pub mod federation;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod global;
 pub mod ids;
 pub mod model;

@@ -8,6 +8,8 @@
 
 pub mod admit;
 pub mod credentials;
+#[cfg(test)]
+mod fuzz;
 pub mod lease;
 pub mod renew;
 #[cfg(test)]

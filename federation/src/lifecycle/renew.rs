@@ -165,7 +165,8 @@ pub async fn renew(
             "nonce must be 32 lower-case hex digits".into(),
         ));
     }
-    if (req.timestamp - now).abs() > MAX_SKEW_SECS {
+    // `abs_diff`: any i64 is a timestamp a caller can send.
+    if req.timestamp.abs_diff(now) > MAX_SKEW_SECS.unsigned_abs() {
         return Err(LifecycleError::Refused);
     }
     let entry = dir

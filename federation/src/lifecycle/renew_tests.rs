@@ -10,10 +10,10 @@ use super::renew::{renew, RenewRequest, MAX_SKEW_SECS};
 use super::LifecycleError;
 use crate::testutil::{embedded, member, signing_key};
 
-const NOW: i64 = 1_900_000_000;
-const DAY: i64 = 86_400;
+pub(super) const NOW: i64 = 1_900_000_000;
+pub(super) const DAY: i64 = 86_400;
 
-async fn setup() -> (
+pub(super) async fn setup() -> (
     tempfile::TempDir,
     std::sync::Arc<dyn Directory>,
     FederationCa,
@@ -71,6 +71,10 @@ async fn renewal_needs_the_current_key_and_a_fresh_request() {
     refused(renew(d, &ca, &stale, NOW, DAY).await);
     let future = request(&current, "s1.1", NOW + MAX_SKEW_SECS + 1, 6);
     refused(renew(d, &ca, &future, NOW, DAY).await);
+    // The extremes too (found by the fuzz test: `i64::MIN` overflowed).
+    for at in [i64::MIN, i64::MAX] {
+        refused(renew(d, &ca, &request(&current, "s1.1", at, 10), NOW, DAY).await);
+    }
     // A CSR for the current key itself: invalid.
     let csr = signing_request("s1", &current).unwrap();
     let same = RenewRequest::signed("s1", "s1.1", csr, &current, NOW, [7; 16]);

@@ -27,6 +27,8 @@
 //! revision, so a repeated validation renders nothing.
 
 mod cache;
+#[cfg(test)]
+mod fuzz;
 mod lookup;
 #[cfg(test)]
 mod lookup_tests;

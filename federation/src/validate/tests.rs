@@ -21,15 +21,15 @@ use crate::testutil::{
 
 const HOUR: i64 = 3600 * MICROS;
 
-struct Fixture {
+pub(super) struct Fixture {
     _tmp: TempDir,
     dir: Arc<dyn Directory>,
     view: Arc<FederationView>,
-    validator: Validator,
+    pub(super) validator: Validator,
 }
 
 /// Members s1 and s2 (active), the default domain and role `admin`.
-async fn fixture() -> Fixture {
+pub(super) async fn fixture() -> Fixture {
     let (tmp, dir) = embedded();
     put_member(dir.as_ref(), &member("s1", MemberStatus::Active)).await;
     put_member(dir.as_ref(), &member("s2", MemberStatus::Active)).await;

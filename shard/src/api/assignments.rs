@@ -3,12 +3,13 @@
 //! `GET /v3/role_assignments` with Keystone's filters, `effective` and
 //! `include_names`.
 
+use super::body::Path;
 use super::body::{query_flag, QueryMap};
 use super::collection;
 use crate::error::Result;
 use crate::policy::Caller;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;

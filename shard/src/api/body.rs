@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use keyfed_shared::auth::MAX_NAME_LEN;
 use keyfed_shared::error::{ApiError, ErrorKind};
@@ -30,6 +30,24 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             )
             .into());
         }
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| ApiError::validation("Malformed JSON in request body."))?;
+        if !value.is_object() {
+            return Err(ApiError::validation("Request body must be a JSON object.").into());
+        }
+        Ok(JsonBody(value))
+    }
+}
+
+/// A body as bytes, whatever its content type (axum's `Bytes`, whose
+/// rejections — a body over the limit — are Keystone errors).
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(ErrorKind::PayloadTooLarge, "Request body is too large.")
@@ -37,12 +55,32 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 ApiError::validation("Could not read the request body.")
             }
         })?;
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|_| ApiError::validation("Malformed JSON in request body."))?;
-        if !value.is_object() {
-            return Err(ApiError::validation("Request body must be a JSON object.").into());
+        Ok(RawBody(bytes))
+    }
+}
+
+/// Path parameters (axum's `Path`), whose rejections are Keystone errors:
+/// a parameter that is not UTF-8 once percent-decoded names nothing that
+/// exists, so 404 (Keystone decodes it lossily and finds nothing either).
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(_) => {
+                Err(ApiError::new(ErrorKind::NotFound, "The resource could not be found.").into())
+            }
         }
-        Ok(JsonBody(value))
     }
 }
 
@@ -146,7 +184,7 @@ pub fn query_flag(q: &Query, key: &str) -> Option<bool> {
 /// decodes lossily, as Keystone's WSGI stack does).
 pub struct QueryMap(pub Query);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryMap {
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
     type Rejection = Error;
 
     async fn from_request_parts(

@@ -2,12 +2,13 @@
 //! Reads come from the in-memory snapshot; writes go to the store and then
 //! reload it, so the next token carries the new catalog.
 
+use super::body::Path;
 use super::body::{check_id, extras, opt_bool, opt_str, query_flag, section, JsonBody, QueryMap};
 use super::{collection, entity, to_json, with_links};
 use crate::error::Result;
 use crate::policy::Caller;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;

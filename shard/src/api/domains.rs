@@ -1,6 +1,7 @@
 //! `/v3/domains`. Domains are global data: every write reloads the in-memory
 //! snapshot that token validation reads.
 
+use super::body::Path;
 use super::body::{
     check_id, name, opt_bool, opt_name, opt_str, query_flag, section, JsonBody, QueryMap,
 };
@@ -8,7 +9,7 @@ use super::{collection, entity, to_json, with_links};
 use crate::error::Result;
 use crate::policy::Caller;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;

@@ -35,7 +35,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -54,7 +53,7 @@ use keyfed_shared::model::ListFilter;
 use keyfed_shared::time::now_micros;
 use serde_json::json;
 
-use crate::api::body::JsonBody;
+use crate::api::body::{JsonBody, RawBody};
 use crate::error::{api_response, Result};
 use crate::federation::names::{ReclaimAnswer, ReclaimRequest};
 use crate::federation::Federated;
@@ -166,7 +165,7 @@ pub(super) fn refusal(e: LifecycleError) -> ApiError {
 /// about the request is looked at — its JSON, its CSR, whether a member of
 /// that name exists — so a caller without a valid token learns nothing but
 /// 401 (on an issuer; a shard that is not one answers 404).
-async fn join(State(state): State<AppState>, body: Bytes) -> Result<Response> {
+async fn join(State(state): State<AppState>, RawBody(body): RawBody) -> Result<Response> {
     let f = federated(&state)?;
     if f.issuer.is_none() {
         return Err(ApiError::not_found("resource", "join").into());

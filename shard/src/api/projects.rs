@@ -1,6 +1,7 @@
 //! `/v3/projects`: the tenants this shard owns. Projects are flat under their
 //! domain (`parent_id` is the domain id, `is_domain` false).
 
+use super::body::Path;
 use super::body::{
     check_id, extras, name, opt_bool, opt_name, opt_str, opt_strings, query_flag, section,
     JsonBody, QueryMap,
@@ -10,7 +11,7 @@ use crate::error::Result;
 use crate::federation::names::Name;
 use crate::policy::Caller;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -22,7 +23,8 @@ use keyfed_shared::policy::{Operation, Target};
 use keyfed_shared::revocation::RevocationSubject;
 use serde_json::{json, Map, Value};
 
-const KNOWN: &[&str] = &[
+/// The attributes of its schema (the rest are kept as extras).
+pub(super) const KNOWN: &[&str] = &[
     "id",
     "name",
     "domain_id",

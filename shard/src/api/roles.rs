@@ -1,12 +1,13 @@
 //! `/v3/roles` and implied roles (`/v3/roles/{prior}/implies/{implied}`,
 //! `/v3/role_inferences`). Roles are global data: writes reload the snapshot.
 
+use super::body::Path;
 use super::body::{check_id, name, opt_name, opt_str, section, JsonBody, QueryMap};
 use super::{collection, entity, links, to_json, with_links};
 use crate::error::Result;
 use crate::policy::Caller;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 mod domain_roles;
+mod fuzz;
 
 struct TestApp {
     app: Router,
@@ -27,6 +28,11 @@ struct Reply {
 
 impl TestApp {
     async fn new() -> Self {
+        Self::with_config(|_, _| {}).await
+    }
+
+    /// A shard whose config `adjust` changes (given the test's directory).
+    async fn with_config(adjust: impl FnOnce(&mut ShardConfig, &std::path::Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = ShardConfig::default();
         config.storage.kind = StorageKind::Embedded;
@@ -40,6 +46,7 @@ impl TestApp {
             admin_password: Some("secret".into()),
             ..BootstrapConfig::default()
         });
+        adjust(&mut config, dir.path());
         let state = build(config).await.unwrap();
         Self {
             app: app(state.clone()),

@@ -9,7 +9,8 @@ use axum::routing::any;
 use axum::Router;
 use keyfed_shared::error::{ApiError, ErrorKind};
 
-const PREFIXES: &[&str] = &[
+/// Their paths (and everything under them).
+pub(super) const PREFIXES: &[&str] = &[
     "/v3/groups",
     "/v3/OS-TRUST",
     "/v3/OS-OAUTH1",

@@ -1,6 +1,7 @@
 //! `/v3/users`: users homed on this shard, their passwords and projects.
 
 use super::assignments::user_projects;
+use super::body::Path;
 use super::body::{
     check_id, extras, name, opt_bool, opt_name, opt_str, section, JsonBody, QueryMap,
 };
@@ -10,7 +11,7 @@ use crate::error::Result;
 use crate::federation::names::Name;
 use crate::policy::Caller;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -23,7 +24,8 @@ use keyfed_shared::policy::{Operation, Target};
 use keyfed_shared::revocation::RevocationSubject;
 use serde_json::{json, Value};
 
-const KNOWN: &[&str] = &[
+/// The attributes of its schema (the rest are kept as extras).
+pub(super) const KNOWN: &[&str] = &[
     "id",
     "name",
     "domain_id",

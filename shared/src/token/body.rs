@@ -146,7 +146,7 @@ pub fn keystone_body(claims: &Claims, global: &GlobalData, with_catalog: bool) -
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ids::{AuditId, DomainId, EndpointId, ProjectId, RoleId, ServiceId, UserId};
     use crate::model::{Domain, Endpoint, ImpliedRole, Interface, Role, Service};
@@ -189,7 +189,7 @@ mod tests {
         )
     }
 
-    fn claims(scope: Scope) -> Claims {
+    pub(crate) fn claims(scope: Scope) -> Claims {
         Claims {
             user_id: UserId::new("u1"),
             user_name: "alice".into(),

@@ -13,6 +13,8 @@
 
 mod body;
 mod claims;
+#[cfg(test)]
+mod fuzz;
 mod jws;
 
 pub use body::{keystone_body, keystone_body_bytes};
