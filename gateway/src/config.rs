@@ -68,6 +68,12 @@ pub struct ServerConfig {
     /// INSECURE: serve plain HTTP. For development and tests on one host
     /// only (`keyfed dev`). Default false.
     pub insecure_plain_http: bool,
+    /// How often the TLS files (`tls`, `[internal_tls]`) are read again,
+    /// in seconds: a changed certificate, key or CA is used by the next
+    /// handshakes, open connections stay; files that do not load leave the
+    /// previous ones in service (logged, counted in `/metrics`). `SIGHUP`
+    /// checks at once. 0: only on `SIGHUP`. Default 60.
+    pub tls_reload_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +86,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 10,
             tls: None,
             insecure_plain_http: false,
+            tls_reload_secs: 60,
         }
     }
 }

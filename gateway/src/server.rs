@@ -70,13 +70,19 @@ pub async fn run_with_directory(
 ) -> Result<(), GatewayError> {
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let max_buf = (config.server.max_header_bytes * 4).max(64 * 1024);
-    let transport = match &config.server.tls {
+    let state = Gateway::start(config, dir).await?;
+    let transport = match &state.config.server.tls {
         Some(files) => Transport::tls(
-            keyfed_http::tls::server_config(files).map_err(|e| config_error("server.tls", e))?,
+            state
+                .tls
+                .server_config("server.tls", files)
+                .map_err(|e| config_error("server.tls", e))?,
         ),
         None => Transport::Plain,
     };
-    let state = Gateway::start(config, dir).await?;
+    state
+        .tls
+        .spawn(Duration::from_secs(state.config.server.tls_reload_secs));
     tracing::info!(url = %state.public_url, "gateway serving");
     keyfed_http::serve_with(app(state), listener, transport, shutdown, grace, max_buf).await;
     Ok(())
