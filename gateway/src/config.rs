@@ -29,6 +29,11 @@ pub struct GatewayConfig {
     /// trust only shards the federation CA `ca` certified. Required unless
     /// `upstream.insecure_plain_http`.
     pub internal_tls: Option<keyfed_http::tls::MtlsFiles>,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz` apart from the
+    /// API) and which of them the public listener serves too. Default: no
+    /// admin listener, health public, metrics not (see
+    /// `keyfed_http::admin::AdminConfig`).
+    pub admin: keyfed_http::admin::AdminConfig,
 }
 
 /// Trust in member keys. One of `ca_cert` (production) and
@@ -193,6 +198,9 @@ impl GatewayConfig {
         if s.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
+        self.admin
+            .validate()
+            .map_err(|e| invalid(e.field, e.problem))?;
         if s.max_header_bytes < 1024 {
             return Err(invalid("server.max_header_bytes", "must be at least 1024"));
         }

@@ -60,6 +60,11 @@ pub struct ShardConfig {
     /// calls to peers present `cert` and trust only `ca`. For a federated
     /// shard: this, or `server.insecure_plain_http`. Default: none.
     pub internal_tls: Option<keyfed_http::tls::MtlsFiles>,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz` apart from the
+    /// API) and which of them the public listener serves too. Default: no
+    /// admin listener, health public, metrics not (see
+    /// `keyfed_http::admin::AdminConfig`).
+    pub admin: keyfed_http::admin::AdminConfig,
 }
 
 /// Trust in a federation: every member's token-signing key must be
@@ -430,6 +435,16 @@ impl ShardConfig {
         }
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        self.admin
+            .validate()
+            .map_err(|e| invalid(e.field, e.problem))?;
+        if self.federation.is_some() && !self.admin.public_health {
+            return Err(invalid(
+                "admin.public_health",
+                "a federated shard must serve /healthz and /readyz at its member URL \
+                 (gateways probe them there)",
+            ));
         }
         if self.server.max_header_bytes < 4096 {
             return Err(invalid("server.max_header_bytes", "must be at least 4096"));

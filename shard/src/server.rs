@@ -181,6 +181,15 @@ pub async fn serve_state(
             max_buf,
         ));
     }
+    let mut stop_admin = stopped.clone();
+    let stop_admin = async move {
+        let _ = stop_admin.wait_for(|s| *s).await;
+    };
+    let admin = api::admin_router(state.clone());
+    (state.config.admin)
+        .spawn(admin, &state.tls, stop_admin, grace, max_buf)
+        .await
+        .map_err(|e| tls_error_field(e.field, e.problem))?;
     drop(stopped);
     spawn_pruner(state.clone());
     state
@@ -217,10 +226,11 @@ async fn join_listener(state: &Shard) -> Result<Option<(TcpListener, Transport)>
 }
 
 fn tls_error(field: &'static str, e: keyfed_http::tls::TlsError) -> ShardError {
-    ShardError::Config(crate::config::ConfigError::Invalid {
-        field,
-        problem: e.to_string(),
-    })
+    tls_error_field(field, e.to_string())
+}
+
+fn tls_error_field(field: &'static str, problem: String) -> ShardError {
+    ShardError::Config(crate::config::ConfigError::Invalid { field, problem })
 }
 
 /// How the listener speaks, as the config chose: mTLS with the federation

@@ -251,6 +251,7 @@ pub async fn start(
     config.server.public_url = Some(gateway.clone());
     config.server.shutdown_grace_secs = 1;
     config.server.tls_reload_secs = 1;
+    config.admin.public_metrics = true;
     // A server's certificate (gateway certificates only serve clients).
     let public = public_ca.member(MemberKind::Shard, "public")?;
     config.server.tls = Some(TlsFiles {
