@@ -7,6 +7,10 @@
 # in /tmp/lg-old and /tmp/lg-new, wiped), then runs target/release/loadgen
 # for `healthz` and `validate`, interleaving the builds, and prints one line
 # per run: round, scenario, build, successes/s, p50 ms, p99 ms, errors.
+# /healthz is served on the public listener (`[admin] public_health`, the
+# default), through the same serve loop and edge middleware as validation,
+# so the ratio still compares the two on one path; /metrics moved to the
+# admin listener (keyfed dev serves it publicly).
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LG="$ROOT/target/release/loadgen"

@@ -149,6 +149,8 @@ pub async fn run(
     gateway.server.insecure_plain_http = true;
     gateway.upstream.insecure_plain_http = true;
     gateway.trust.ca_cert = Some(keyfed_pki::ca::ca_paths(&ca).0);
+    // Loopback only: metrics at the one URL a newcomer has, explicitly.
+    gateway.admin.public_metrics = true;
     println!(
         "# keyfed dev: Keystone v3 at {gateway_url}/v3 — a gateway over {shards} shard(s); data in {}",
         data.display()
@@ -156,6 +158,7 @@ pub async fn run(
     println!(
         "# plain HTTP on loopback, for trying keyfed only; deployments use TLS and mTLS (docs/example-gateway.toml)"
     );
+    println!("# metrics: {gateway_url}/metrics (deployments serve them on [admin] listen)");
     println!("export OS_AUTH_URL={gateway_url}/v3");
     println!("export OS_IDENTITY_API_VERSION=3");
     println!("export OS_USERNAME=admin");

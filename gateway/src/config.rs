@@ -29,6 +29,11 @@ pub struct GatewayConfig {
     /// trust only shards the federation CA `ca` certified. Required unless
     /// `upstream.insecure_plain_http`.
     pub internal_tls: Option<keyfed_http::tls::MtlsFiles>,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz` apart from the
+    /// API) and which of them the public listener serves too. Default: no
+    /// admin listener, health public, metrics not (see
+    /// `keyfed_http::admin::AdminConfig`).
+    pub admin: keyfed_http::admin::AdminConfig,
 }
 
 /// Trust in member keys. One of `ca_cert` (production) and
@@ -68,6 +73,12 @@ pub struct ServerConfig {
     /// INSECURE: serve plain HTTP. For development and tests on one host
     /// only (`keyfed dev`). Default false.
     pub insecure_plain_http: bool,
+    /// How often the TLS files (`tls`, `[internal_tls]`) are read again,
+    /// in seconds: a changed certificate, key or CA is used by the next
+    /// handshakes, open connections stay; files that do not load leave the
+    /// previous ones in service (logged, counted in `/metrics`). `SIGHUP`
+    /// checks at once. 0: only on `SIGHUP`. Default 60.
+    pub tls_reload_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +91,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 10,
             tls: None,
             insecure_plain_http: false,
+            tls_reload_secs: 60,
         }
     }
 }
@@ -186,6 +198,9 @@ impl GatewayConfig {
         if s.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
+        self.admin
+            .validate()
+            .map_err(|e| invalid(e.field, e.problem))?;
         if s.max_header_bytes < 1024 {
             return Err(invalid("server.max_header_bytes", "must be at least 1024"));
         }

@@ -1,12 +1,14 @@
 //! What the gateway answers alone, with no shard or directory call: version
 //! discovery (pointing at the gateway's public URL), liveness, readiness and
-//! metrics.
+//! metrics. Health and metrics are served on the admin listener
+//! ([`admin_routes`]) and on the public one as `[admin]` says ([`routes`]).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use keyfed_http::admin::AdminConfig;
 use keyfed_shared::discovery;
 use serde_json::{json, Value};
 
@@ -24,15 +26,36 @@ pub fn route_label(matched: &str) -> &'static str {
     }
 }
 
-/// The local routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
+/// The local routes of the public listener: discovery, health unless
+/// `admin.public_health = false`, metrics only with `admin.public_metrics`
+/// (else they reach the dispatch, which answers Keystone's 404).
+pub fn routes(admin: &AdminConfig) -> Router<AppState> {
+    let routes = Router::new()
         .route("/", get(versions))
         .route("/v3", get(v3))
-        .route("/v3/", get(v3))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/v3/", get(v3));
+    operator_routes(routes, admin.public_health, admin.public_metrics)
+}
+
+/// The admin listener's routes: health and metrics.
+pub fn admin_routes() -> Router<AppState> {
+    operator_routes(Router::new(), true, true)
+}
+
+fn operator_routes(
+    mut routes: Router<AppState>,
+    health: bool,
+    metrics_too: bool,
+) -> Router<AppState> {
+    if health {
+        routes = routes
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz));
+    }
+    if metrics_too {
+        routes = routes.route("/metrics", get(metrics));
+    }
+    routes
 }
 
 async fn versions(State(state): State<AppState>) -> Response {

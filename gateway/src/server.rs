@@ -70,13 +70,37 @@ pub async fn run_with_directory(
 ) -> Result<(), GatewayError> {
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let max_buf = (config.server.max_header_bytes * 4).max(64 * 1024);
-    let transport = match &config.server.tls {
+    let state = Gateway::start(config, dir).await?;
+    let transport = match &state.config.server.tls {
         Some(files) => Transport::tls(
-            keyfed_http::tls::server_config(files).map_err(|e| config_error("server.tls", e))?,
+            state
+                .tls
+                .server_config("server.tls", files)
+                .map_err(|e| config_error("server.tls", e))?,
         ),
         None => Transport::Plain,
     };
-    let state = Gateway::start(config, dir).await?;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let stop_admin = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    (state.config.admin)
+        .spawn(
+            admin_app(state.clone()),
+            &state.tls,
+            stop_admin,
+            grace,
+            max_buf,
+        )
+        .await
+        .map_err(|e| GatewayError::Config(crate::config::ConfigError(e.to_string())))?;
+    state
+        .tls
+        .spawn(Duration::from_secs(state.config.server.tls_reload_secs));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     tracing::info!(url = %state.public_url, "gateway serving");
     keyfed_http::serve_with(app(state), listener, transport, shutdown, grace, max_buf).await;
     Ok(())
@@ -85,10 +109,18 @@ pub async fn run_with_directory(
 /// The full HTTP application: local routes, the Keystone dispatch, edge
 /// middleware.
 pub fn app(state: AppState) -> Router {
-    local::routes()
+    local::routes(&state.config.admin)
         .fallback(dispatch)
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state, edge))
+}
+
+/// The admin listener's application: health and metrics, 404 for the
+/// rest; not counted in the request metrics.
+pub fn admin_app(state: AppState) -> Router {
+    local::admin_routes()
+        .fallback(|| async { axum::http::StatusCode::NOT_FOUND })
+        .with_state(state)
 }
 
 async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {

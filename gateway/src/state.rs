@@ -18,6 +18,7 @@ use crate::config::GatewayConfig;
 use crate::error::{GatewayError, Result};
 use crate::metrics::Metrics;
 use crate::request_id::RequestIds;
+use keyfed_http::tls::TlsReloader;
 
 /// One gateway replica's state; shared as [`AppState`].
 pub struct Gateway {
@@ -38,6 +39,9 @@ pub struct Gateway {
     pub http: reqwest::Client,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The TLS configs of the public listener and the client to the
+    /// shards, following their files (`keyfed_http::tls::TlsReloader`).
+    pub tls: TlsReloader,
     /// The `x-openstack-request-id` of each request.
     pub request_ids: RequestIds,
     /// `X-Forwarded-Proto`, `-Host` and `-Prefix` naming [`Self::public_url`],
@@ -131,11 +135,13 @@ impl Gateway {
         // The shard called must present its own certificate: one naming the
         // member the view has at that address (not another member's, not a
         // gateway's).
+        let tls = TlsReloader::new();
         if let Some(files) = &config.internal_tls {
             let members = view.clone();
             let check: keyfed_http::tls::PeerCheck =
                 Arc::new(move |der, host| members.serves_at(der, host));
-            let tls = keyfed_http::tls::member_client_config(files, check)
+            let tls = tls
+                .member_client_config("internal_tls", files, check)
                 .map_err(|e| crate::server::config_error("internal_tls", e))?;
             http = http.use_preconfigured_tls(tls);
         }
@@ -159,7 +165,8 @@ impl Gateway {
             revocations,
             validator,
             http,
-            metrics: Metrics::new(),
+            metrics: Metrics::with_tls(&tls),
+            tls,
             request_ids: RequestIds::new(),
             health,
             next_member: AtomicUsize::new(0),

@@ -11,14 +11,16 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::config::GatewayConfig;
-use crate::server::app;
+use crate::server::{admin_app, app};
 use crate::state::Gateway;
 
-async fn gateway(dir: &tempfile::TempDir) -> axum::Router {
+/// The public and the admin listener's applications of one gateway.
+async fn gateway_and_admin(dir: &tempfile::TempDir) -> (axum::Router, axum::Router) {
     let directory = Arc::new(EmbeddedDirectory::open(&EmbeddedConfig::new(dir.path())).unwrap());
     let mut config = GatewayConfig::default();
     config.server.public_url = Some("https://id.example.com".into());
-    app(Gateway::start(config, directory).await.unwrap())
+    let state = Gateway::start(config, directory).await.unwrap();
+    (app(state.clone()), admin_app(state))
 }
 
 async fn send(
@@ -42,7 +44,7 @@ fn get(path: &str) -> Request<Body> {
 #[tokio::test]
 async fn answers_alone_with_keystone_shapes() {
     let dir = tempfile::tempdir().unwrap();
-    let app = gateway(&dir).await;
+    let (app, admin) = gateway_and_admin(&dir).await;
     let (status, headers, body) = send(&app, get("/")).await;
     assert_eq!(status, StatusCode::MULTIPLE_CHOICES);
     assert!(headers.contains_key("x-openstack-request-id"));
@@ -79,14 +81,19 @@ async fn answers_alone_with_keystone_shapes() {
         .unwrap();
     assert_eq!(send(&app, big).await.0, StatusCode::from_u16(431).unwrap());
 
-    let (status, _, _) = send(&app, get("/metrics")).await;
-    assert_eq!(status, StatusCode::OK);
+    // Metrics on the admin listener only; health on both.
+    let (status, _, body) = send(&app, get("/metrics")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], 404);
+    assert_eq!(send(&admin, get("/metrics")).await.0, StatusCode::OK);
+    assert_eq!(send(&admin, get("/healthz")).await.0, StatusCode::OK);
+    assert_eq!(send(&admin, get("/v3")).await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn an_unknown_signer_is_looked_up_once_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let app = gateway(&dir).await;
+    let (app, admin) = gateway_and_admin(&dir).await;
     // Well formed, `kid` ghost.1 (no such member), expiring in 2100; the
     // signature is never checked, as no key is known for it.
     let token = concat!(
@@ -102,7 +109,7 @@ async fn an_unknown_signer_is_looked_up_once_and_counted() {
             .unwrap();
         assert_eq!(send(&app, req).await.0, StatusCode::UNAUTHORIZED);
     }
-    let r = app.clone().oneshot(get("/metrics")).await.unwrap();
+    let r = admin.oneshot(get("/metrics")).await.unwrap();
     let text = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
     let text = String::from_utf8(text.to_vec()).unwrap();
     assert!(text.contains("keyfed_gateway_signer_lookups 1\n"), "{text}");

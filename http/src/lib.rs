@@ -3,8 +3,10 @@
 //! shutdown that lets in-flight requests finish within a grace period.
 //! Connections are plain or TLS ([`tls::Transport`]); the plain path is the
 //! same as without TLS support, and a TLS handshake runs on the
-//! connection's own task, bounded by a timeout.
+//! connection's own task, bounded by a timeout. [`admin`]: the admin
+//! listener's config (`/metrics` and health apart from the public API).
 
+pub mod admin;
 pub mod tls;
 
 use crate::tls::Transport;

@@ -60,6 +60,11 @@ pub struct ShardConfig {
     /// calls to peers present `cert` and trust only `ca`. For a federated
     /// shard: this, or `server.insecure_plain_http`. Default: none.
     pub internal_tls: Option<keyfed_http::tls::MtlsFiles>,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz` apart from the
+    /// API) and which of them the public listener serves too. Default: no
+    /// admin listener, health public, metrics not (see
+    /// `keyfed_http::admin::AdminConfig`).
+    pub admin: keyfed_http::admin::AdminConfig,
 }
 
 /// Trust in a federation: every member's token-signing key must be
@@ -170,6 +175,12 @@ pub struct ServerConfig {
     /// INSECURE: serve (and call peers over) plain HTTP. Only for
     /// development and tests on one host (`keyfed dev`). Default false.
     pub insecure_plain_http: bool,
+    /// How often the TLS files (`tls`, `[internal_tls]`) are read again,
+    /// in seconds: a changed certificate, key or CA is used by the next
+    /// handshakes, open connections stay; files that do not load leave the
+    /// previous ones in service (logged, counted in `/metrics`). `SIGHUP`
+    /// checks at once. 0: only on `SIGHUP`. Default 60.
+    pub tls_reload_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -182,6 +193,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 10,
             tls: None,
             insecure_plain_http: false,
+            tls_reload_secs: 60,
         }
     }
 }
@@ -437,6 +449,16 @@ impl ShardConfig {
         }
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        self.admin
+            .validate()
+            .map_err(|e| invalid(e.field, e.problem))?;
+        if self.federation.is_some() && !self.admin.public_health {
+            return Err(invalid(
+                "admin.public_health",
+                "a federated shard must serve /healthz and /readyz at its member URL \
+                 (gateways probe them there)",
+            ));
         }
         if self.server.max_header_bytes < 4096 {
             return Err(invalid("server.max_header_bytes", "must be at least 4096"));

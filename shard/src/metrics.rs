@@ -59,6 +59,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// [`Metrics::new`] and the TLS reload counters of `tls`.
+    pub fn with_tls(tls: &keyfed_http::tls::TlsReloader) -> Self {
+        let mut metrics = Self::new();
+        tls.register_metrics(&mut metrics.registry);
+        metrics
+    }
+
     /// Registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("keyfed_shard");

@@ -21,7 +21,7 @@ use axum::response::Response;
 use axum::Router;
 use futures::FutureExt;
 use keyfed_directory::Directory;
-use keyfed_http::tls::{self, Transport};
+use keyfed_http::tls::Transport;
 use keyfed_shared::error::{ApiError, ErrorKind};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -162,11 +162,11 @@ pub async fn serve_state(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ShardError> {
-    let transport = transport(&state.config)?;
+    let transport = transport(&state)?;
     let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
     let max_buf = (state.config.server.max_header_bytes * 4).max(64 * 1024);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    if let Some((join_listener, join_transport)) = join_listener(&state.config).await? {
+    if let Some((join_listener, join_transport)) = join_listener(&state).await? {
         let app = with_edge(api::join_router(state.clone()), state.clone());
         let mut stopped = stopped.clone();
         let stop_join = async move {
@@ -181,8 +181,20 @@ pub async fn serve_state(
             max_buf,
         ));
     }
+    let mut stop_admin = stopped.clone();
+    let stop_admin = async move {
+        let _ = stop_admin.wait_for(|s| *s).await;
+    };
+    let admin = api::admin_router(state.clone());
+    (state.config.admin)
+        .spawn(admin, &state.tls, stop_admin, grace, max_buf)
+        .await
+        .map_err(|e| tls_error_field(e.field, e.problem))?;
     drop(stopped);
     spawn_pruner(state.clone());
+    state
+        .tls
+        .spawn(Duration::from_secs(state.config.server.tls_reload_secs));
     let shutdown = async move {
         shutdown.await;
         let _ = stop.send(true);
@@ -194,22 +206,15 @@ pub async fn serve_state(
 /// An issuer's join listener (`[trust] join_listen`): TLS with its
 /// internal certificate, no client certificate asked for, serving the join
 /// route only — a joining shard has no client certificate yet.
-async fn join_listener(
-    config: &ShardConfig,
-) -> Result<Option<(TcpListener, Transport)>, ShardError> {
+async fn join_listener(state: &Shard) -> Result<Option<(TcpListener, Transport)>, ShardError> {
+    let config = &state.config;
     let (Some(addr), Some(mtls)) = (config.trust.join_listen, &config.internal_tls) else {
         return Ok(None);
     };
-    let files = keyfed_http::tls::TlsFiles {
-        cert: mtls.cert.clone(),
-        key: mtls.key.clone(),
-    };
-    let tls = tls::server_config(&files).map_err(|e| {
-        ShardError::Config(crate::config::ConfigError::Invalid {
-            field: "internal_tls",
-            problem: e.to_string(),
-        })
-    })?;
+    let tls = state
+        .tls
+        .server_config("internal_tls", &mtls.identity())
+        .map_err(|e| tls_error("internal_tls", e))?;
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         ShardError::Config(crate::config::ConfigError::Invalid {
             field: "trust.join_listen",
@@ -220,22 +225,29 @@ async fn join_listener(
     Ok(Some((listener, Transport::tls(tls))))
 }
 
+fn tls_error(field: &'static str, e: keyfed_http::tls::TlsError) -> ShardError {
+    tls_error_field(field, e.to_string())
+}
+
+fn tls_error_field(field: &'static str, problem: String) -> ShardError {
+    ShardError::Config(crate::config::ConfigError::Invalid { field, problem })
+}
+
 /// How the listener speaks, as the config chose: mTLS with the federation
-/// CA (`[internal_tls]`), public TLS (`server.tls`) or plain HTTP.
-pub fn transport(config: &ShardConfig) -> Result<Transport, ShardError> {
-    let tls_error = |field: &'static str, e: keyfed_http::tls::TlsError| {
-        ShardError::Config(crate::config::ConfigError::Invalid {
-            field,
-            problem: e.to_string(),
-        })
-    };
+/// CA (`[internal_tls]`), public TLS (`server.tls`) or plain HTTP. The TLS
+/// files are followed by the shard's reloader.
+pub fn transport(state: &Shard) -> Result<Transport, ShardError> {
+    let config = &state.config;
+    let tls = &state.tls;
     Ok(match (&config.internal_tls, &config.server.tls) {
-        (Some(mtls), _) => {
-            Transport::tls(tls::mtls_server_config(mtls).map_err(|e| tls_error("internal_tls", e))?)
-        }
-        (None, Some(files)) => {
-            Transport::tls(tls::server_config(files).map_err(|e| tls_error("server.tls", e))?)
-        }
+        (Some(mtls), _) => Transport::tls(
+            tls.mtls_server_config("internal_tls", mtls)
+                .map_err(|e| tls_error("internal_tls", e))?,
+        ),
+        (None, Some(files)) => Transport::tls(
+            tls.server_config("server.tls", files)
+                .map_err(|e| tls_error("server.tls", e))?,
+        ),
         (None, None) => Transport::Plain,
     })
 }

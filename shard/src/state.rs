@@ -12,6 +12,7 @@ use crate::password::Hasher;
 use crate::store::Store;
 use arc_swap::ArcSwap;
 use ed25519_dalek::VerifyingKey;
+use keyfed_http::tls::TlsReloader;
 use keyfed_shared::revocation::{RevocationEvent, RevocationIndex, RevocationSubject};
 use keyfed_shared::time::now_micros;
 use std::sync::{Arc, RwLock};
@@ -35,6 +36,9 @@ pub struct Shard {
     pub federation: Option<Arc<Federated>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The TLS configs of the listeners and the peer client, following
+    /// their files (`keyfed_http::tls::TlsReloader`).
+    pub tls: TlsReloader,
     /// Client for calls to other members (user stubs).
     pub http: reqwest::Client,
     /// How far the global-data mirror has got (federated shards).
@@ -101,7 +105,8 @@ impl Shard {
             ),
             None => None,
         };
-        let http = peer_client(&config)?;
+        let tls = TlsReloader::new();
+        let http = peer_client(&config, &tls)?;
         let shard = Arc::new(Self {
             public_url: config.public_url(),
             config,
@@ -111,7 +116,8 @@ impl Shard {
             global: ArcSwap::from_pointee(global),
             revocations: RwLock::new(RevocationIndex::from_events(events)),
             federation,
-            metrics: Metrics::new(),
+            metrics: Metrics::with_tls(&tls),
+            tls,
             http,
             mirror: MirrorProgress::default(),
             failpoints: crate::failpoints::Failpoints::from_env(),
@@ -226,12 +232,12 @@ impl Shard {
 /// The client for calls to peers: with `[internal_tls]` it presents this
 /// shard's certificate and trusts only the federation CA; otherwise plain
 /// HTTP (which the config chose explicitly).
-fn peer_client(config: &ShardConfig) -> Result<reqwest::Client> {
+fn peer_client(config: &ShardConfig, reloader: &TlsReloader) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(2));
     if let Some(files) = &config.internal_tls {
-        let tls =
-            keyfed_http::tls::member_client_config(files, crate::federation::peer_is_a_shard())
-                .map_err(|e| crate::error::Error::Internal(format!("internal_tls: {e}")))?;
+        let tls = reloader
+            .member_client_config("internal_tls", files, crate::federation::peer_is_a_shard())
+            .map_err(|e| crate::error::Error::Internal(format!("internal_tls: {e}")))?;
         builder = builder.use_preconfigured_tls(tls);
     }
     builder

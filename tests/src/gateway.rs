@@ -173,6 +173,12 @@ impl TestGateway {
                 ..UpstreamConfig::default()
             },
             trust,
+            // In process, tests read `/metrics` where they call (the
+            // process harness uses admin listeners).
+            admin: keyfed_http::admin::AdminConfig {
+                public_metrics: true,
+                ..Default::default()
+            },
             ..GatewayConfig::default()
         };
         let (shutdown, rx) = oneshot::channel::<()>();

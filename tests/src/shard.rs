@@ -85,6 +85,12 @@ impl TestShard {
                 admin_password: Some(admin_password.clone()),
                 ..BootstrapConfig::default()
             }),
+            // In process, tests read `/metrics` where they call (the
+            // process harness uses admin listeners).
+            admin: keyfed_http::admin::AdminConfig {
+                public_metrics: true,
+                ..Default::default()
+            },
             ..ShardConfig::default()
         };
         customize(&mut config);

@@ -14,6 +14,11 @@ pub trait Gateways: Sync {
     fn gateway_url(&self, g: usize) -> &str;
     /// The bootstrap admin's password (user `admin`).
     fn admin_password(&self) -> &str;
+    /// Where gateway `g` serves `/metrics`: its own URL in process, its
+    /// admin listener's for processes.
+    fn metrics_url(&self, g: usize) -> String {
+        format!("{}/metrics", self.gateway_url(g))
+    }
 
     /// `POST /v3/auth/tokens` through gateway `g`: (status, X-Subject-Token,
     /// body).
@@ -152,7 +157,7 @@ pub trait Gateways: Sync {
     async fn metric_sum(&self, g: usize, name: &str) -> anyhow::Result<f64> {
         let text = self
             .http()
-            .get(format!("{}/metrics", self.gateway_url(g)))
+            .get(self.metrics_url(g))
             .send()
             .await?
             .text()

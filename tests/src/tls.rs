@@ -2,7 +2,8 @@
 //! shards on the embedded store and directory, both issuers, shard-1 also
 //! serving joins on a join listener (`[trust] join_listen`), and a gateway
 //! serving public TLS from its own CA and calling the shards over mTLS
-//! with certificates from the federation CA.
+//! with certificates from the federation CA. Every member checks its TLS
+//! files every second (`tls_reload_secs = 1`), for renewal tests.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -60,11 +61,61 @@ impl Pki {
             key: paths.key,
         })
     }
+
+    /// Issues member `id` a new certificate and key and writes them over
+    /// its files (issued by [`Pki::member`]), as a renewal would.
+    pub fn renew(&self, kind: MemberKind, id: &str) -> anyhow::Result<()> {
+        let issued = self
+            .ca
+            .issue_tls(kind, id, &["127.0.0.1".to_owned()], now(), 3600)?;
+        let paths = self.files(id);
+        keyfed_pki::files::replace_private(&paths.cert, issued.cert_pem.as_bytes())?;
+        keyfed_pki::files::replace_private(&paths.key, issued.key_pem.as_bytes())?;
+        Ok(())
+    }
+
+    /// Member `id`'s certificate and key files.
+    pub fn files(&self, id: &str) -> TlsFiles {
+        TlsFiles {
+            cert: self.dir.join(format!("{id}.pem")),
+            key: self.dir.join(format!("{id}-key.pem")),
+        }
+    }
+}
+
+/// The leaf certificate (DER) of a PEM file.
+pub fn leaf(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let certs = keyfed_http::tls::load_certs(path)?;
+    Ok(certs.first().context("no certificate")?.as_ref().to_vec())
+}
+
+/// The leaf certificate the server at `url` presented to `client` (built
+/// by [`client_seeing`]).
+pub async fn served_by(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
+    let r = client.get(url).send().await?;
+    let info = r
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .context("no TLS info (a client from client_seeing?)")?;
+    Ok(info.peer_certificate().context("no certificate")?.to_vec())
 }
 
 /// A client trusting only `ca`, presenting `identity` (certificate and key
 /// files) when given.
 pub fn client(ca: &Path, identity: Option<&MtlsFiles>) -> anyhow::Result<reqwest::Client> {
+    client_builder(ca, identity)?.build().map_err(Into::into)
+}
+
+/// [`client`], whose responses say which certificate the server presented
+/// ([`served_by`]).
+pub fn client_seeing(ca: &Path, identity: Option<&MtlsFiles>) -> anyhow::Result<reqwest::Client> {
+    Ok(client_builder(ca, identity)?.tls_info(true).build()?)
+}
+
+fn client_builder(
+    ca: &Path,
+    identity: Option<&MtlsFiles>,
+) -> anyhow::Result<reqwest::ClientBuilder> {
     let mut builder = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca)?)?)
         .timeout(Duration::from_secs(10));
@@ -73,7 +124,7 @@ pub fn client(ca: &Path, identity: Option<&MtlsFiles>) -> anyhow::Result<reqwest
         pem.extend(std::fs::read(&files.key)?);
         builder = builder.identity(reqwest::Identity::from_pem(&pem)?);
     }
-    Ok(builder.build()?)
+    Ok(builder)
 }
 
 /// A listener on a free loopback port.
@@ -130,6 +181,7 @@ pub fn shard_config(
     c.server.listen = addr;
     c.server.public_url = Some(url.clone());
     c.server.shutdown_grace_secs = 1;
+    c.server.tls_reload_secs = 1;
     c.internal_tls = Some(federation_ca.member(MemberKind::Shard, &id)?);
     c.storage.kind = StorageKind::Embedded;
     c.storage.path = root.join(&id);
@@ -198,6 +250,8 @@ pub async fn start(
     config.server.listen = gateway_addr;
     config.server.public_url = Some(gateway.clone());
     config.server.shutdown_grace_secs = 1;
+    config.server.tls_reload_secs = 1;
+    config.admin.public_metrics = true;
     // A server's certificate (gateway certificates only serve clients).
     let public = public_ca.member(MemberKind::Shard, "public")?;
     config.server.tls = Some(TlsFiles {

@@ -200,7 +200,7 @@ async fn a_hung_owner_never_leaves_a_name_twice() {
     // Nothing had to be repaired, and no two entities share a name.
     let conflicts = "keyfed_shard_name_repairs_total{repair=\"conflict\"}";
     for i in 0..f.shards.len() {
-        let text = reqwest::get(format!("{}/metrics", f.shards[i].url))
+        let text = reqwest::get(format!("{}/metrics", f.shards[i].admin_url))
             .await
             .unwrap()
             .text()

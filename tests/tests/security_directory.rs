@@ -484,7 +484,7 @@ async fn forged_pins_and_names_route_nothing() {
     f.kill_shard(i);
     f.restart_shard(i).await.unwrap();
     let restored = "keyfed_shard_name_repairs_total{repair=\"name_restored\"}";
-    let metrics = format!("{}/metrics", f.shards[i].url);
+    let metrics = format!("{}/metrics", f.shards[i].admin_url);
     f.wait_for(
         Duration::from_secs(20),
         "the victim's name restored",

@@ -14,7 +14,10 @@
 //!   does (user names cannot be told apart by timing);
 //! - links in answers name the gateway, not a shard;
 //! - a token issued in the future (beyond the clock skew) is refused by
-//!   the gateway's validator and by the shards.
+//!   the gateway's validator and by the shards;
+//! - `/metrics` is served on the admin listeners (`[admin] listen`) of the
+//!   gateway and the shards, and is a Keystone 404 on their public ones;
+//!   `/healthz` and `/readyz` are served on both.
 //!
 //! Needs `KEYFED_TEST_PG`, a nats-server and the `keyfed` binary: run
 //! through `scripts/test`.
@@ -60,6 +63,40 @@ async fn attacks_at_the_edge_fail() {
     unknown_user_names_cost_a_password_check(&f, &admin).await;
     links_name_the_gateway(&f, &admin).await;
     tokens_from_the_future_are_refused(&f, &admin).await;
+    metrics_only_on_the_admin_listeners(&f).await;
+}
+
+async fn metrics_only_on_the_admin_listeners(f: &Cluster) {
+    let get = |url: String| async move {
+        let r = reqwest::get(&url).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let publics = [&f.gateways[0].url, &f.shards[0].url, &f.shards[1].url];
+    let admins = [
+        &f.gateways[0].admin_url,
+        &f.shards[0].admin_url,
+        &f.shards[1].admin_url,
+    ];
+    for (public, admin) in publics.into_iter().zip(admins) {
+        let (status, body) = get(format!("{public}/metrics")).await;
+        assert_eq!(status, 404, "{public}/metrics: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["code"], 404, "{body}");
+        let (status, text) = get(format!("{admin}/metrics")).await;
+        assert_eq!(status, 200);
+        assert!(text.contains("_requests_total{"), "{admin}/metrics: {text}");
+        for path in ["/healthz", "/readyz"] {
+            assert_eq!(
+                get(format!("{public}{path}")).await.0,
+                200,
+                "{public}{path}"
+            );
+            assert_eq!(get(format!("{admin}{path}")).await.0, 200, "{admin}{path}");
+        }
+        assert_eq!(get(format!("{admin}/v3")).await.0, 404, "no API on {admin}");
+    }
+    let (status, _) = f.raw(0, "GET", "/metrics", None).await.unwrap();
+    assert_eq!(status, 404, "through the gateway");
 }
 
 async fn dot_segments_reach_no_shard(f: &Cluster, admin: &str) {

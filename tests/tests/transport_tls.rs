@@ -15,7 +15,10 @@ use anyhow::{bail, Context};
 use keyfed_gateway::config::GatewayConfig;
 use keyfed_pki::MemberKind;
 use keyfed_shard::config::{BootstrapConfig, ShardConfig, StorageKind, TlsFiles};
-use keyfed_tests::tls::{bind, client, start, Pki, PASSWORD};
+use keyfed_tests::cluster::eventually;
+use keyfed_tests::tls::{
+    bind, client, client_seeing, leaf, login, served_by, start, Pki, PASSWORD,
+};
 use serde_json::{json, Value};
 
 async fn json(r: reqwest::Response, expected: u16) -> anyhow::Result<(Option<String>, Value)> {
@@ -279,5 +282,97 @@ async fn a_standalone_shard_serves_keystone_over_public_tls() -> anyhow::Result<
     assert!(token.is_some());
     let _ = stop.send(());
     server.await??;
+    Ok(())
+}
+
+/// The sum of a metric family in the gateway's `/metrics` (`name{…} n`
+/// lines).
+async fn gateway_metric(http: &reqwest::Client, gw: &str, line: &str) -> anyhow::Result<u64> {
+    let text = http
+        .get(format!("{gw}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(line))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_certificates_are_served_without_a_restart() -> anyhow::Result<()> {
+    let root = tempfile::tempdir()?;
+    let federation_ca = Pki::new(root.path(), "federation-ca")?;
+    let public_ca = Pki::new(root.path(), "public-ca")?;
+    let fed = start(root.path(), &federation_ca, &public_ca).await?;
+    let gw = &fed.gateway;
+    let limit = Duration::from_secs(10);
+
+    // The gateway's public certificate, renewed in place: new handshakes
+    // get the new one, a connection opened before keeps working.
+    let open = client_seeing(&public_ca.ca_file(), None)?;
+    let public = public_ca.files("public");
+    let first = leaf(&public.cert)?;
+    assert_eq!(served_by(&open, &format!("{gw}/v3")).await?, first);
+    public_ca.renew(MemberKind::Shard, "public")?;
+    let renewed = leaf(&public.cert)?;
+    assert_ne!(first, renewed);
+    eventually(limit, "the renewed public certificate", || async {
+        let fresh = client_seeing(&public_ca.ca_file(), None);
+        match fresh {
+            Ok(c) => served_by(&c, &format!("{gw}/v3")).await.ok() == Some(renewed.clone()),
+            Err(_) => false,
+        }
+    })
+    .await?;
+    assert_eq!(served_by(&open, &format!("{gw}/v3")).await?, first);
+    let token = login(&open, gw).await?;
+
+    // A shard's internal certificate and the gateway's client certificate,
+    // renewed: the shard serves the new one, and the gateway, presenting
+    // its new one, still reaches every shard (the listing asks both).
+    federation_ca.renew(MemberKind::Shard, "shard-1")?;
+    federation_ca.renew(MemberKind::Gateway, "gw-1")?;
+    let probe = federation_ca.member(MemberKind::Gateway, "gw-probe")?;
+    let shard = format!("{}/healthz", fed.shards[0]);
+    let renewed = leaf(&federation_ca.files("shard-1").cert)?;
+    eventually(limit, "the renewed shard certificate", || async {
+        match client_seeing(&federation_ca.ca_file(), Some(&probe)) {
+            Ok(c) => served_by(&c, &shard).await.ok() == Some(renewed.clone()),
+            Err(_) => false,
+        }
+    })
+    .await?;
+    eventually(
+        limit,
+        "the gateway's client certificate reloaded",
+        || async {
+            let reloads = "keyfed_gateway_tls_reloads_total{files=\"internal_tls\"}";
+            gateway_metric(&open, gw, reloads).await.unwrap_or(0) >= 1
+        },
+    )
+    .await?;
+    let projects = open
+        .get(format!("{gw}/v3/projects"))
+        .header("x-auth-token", &token)
+        .send()
+        .await?;
+    assert_eq!(projects.status().as_u16(), 200);
+
+    // A broken key file: logged, counted, and the certificate in service
+    // stays.
+    std::fs::write(&public.key, "-----BEGIN PRIVATE KEY-----\nbroken\n")?;
+    eventually(limit, "the failed reload counted", || async {
+        let failures = "keyfed_gateway_tls_reload_failures_total{files=\"server.tls\"}";
+        gateway_metric(&open, gw, failures).await.unwrap_or(0) == 1
+    })
+    .await?;
+    let fresh = client_seeing(&public_ca.ca_file(), None)?;
+    assert_eq!(
+        served_by(&fresh, &format!("{gw}/v3")).await?,
+        leaf(&public.cert)?
+    );
     Ok(())
 }

@@ -1,20 +1,40 @@
 //! `/healthz` (the process is up), `/readyz` (the store answers and, on a
 //! federated shard, global data is loaded) and
-//! `/metrics` (Prometheus).
+//! `/metrics` (Prometheus): all on the admin listener ([`admin_router`]),
+//! and on the public one as `[admin]` says ([`routes`]).
 
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use keyfed_http::admin::AdminConfig;
 use keyfed_shared::ids::DomainId;
 use serde_json::json;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
+/// What the public listener serves of these: health unless
+/// `admin.public_health = false`, metrics only with `admin.public_metrics`.
+pub(super) fn routes(admin: &AdminConfig) -> Router<AppState> {
+    let mut routes = Router::new();
+    if admin.public_health {
+        routes = routes
+            .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+            .route("/readyz", get(ready));
+    }
+    if admin.public_metrics {
+        routes = routes.route("/metrics", get(metrics));
+    }
+    routes
+}
+
+/// The admin listener's routes: health and metrics, nothing else (404).
+pub fn admin_router(state: AppState) -> Router {
+    let every = AdminConfig {
+        public_health: true,
+        public_metrics: true,
+        ..AdminConfig::default()
+    };
+    routes(&every).fallback(super::not_found).with_state(state)
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {

@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(version::routes())
-        .merge(health::routes())
+        .merge(health::routes(&state.config.admin))
         .merge(auth::routes())
         .merge(domains::routes())
         .merge(projects::routes())
@@ -52,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
+
+pub use health::admin_router;
 
 /// The join listener's routes (`[trust] join_listen`): `POST
 /// /internal/v1/join` alone; everything else is 404.

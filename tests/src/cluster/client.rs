@@ -17,6 +17,10 @@ impl Gateways for Cluster {
     fn admin_password(&self) -> &str {
         &self.admin_password
     }
+
+    fn metrics_url(&self, g: usize) -> String {
+        format!("{}/metrics", self.gateways[g].admin_url)
+    }
 }
 
 impl Cluster {

@@ -151,6 +151,7 @@ impl Cluster {
         self.shards.push(ShardProcess {
             id: id.to_owned(),
             url: String::new(),
+            admin_url: String::new(),
             database,
             config,
             founder: false,

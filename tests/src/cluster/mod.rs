@@ -121,6 +121,8 @@ pub struct ShardProcess {
     pub id: String,
     /// Base URL (no trailing slash); the same across restarts.
     pub url: String,
+    /// Its admin listener's base URL (`/metrics`; `[admin] listen`).
+    pub admin_url: String,
     /// The libpq connection string of its database.
     pub database: String,
     /// Its config file.
@@ -135,6 +137,8 @@ pub struct ShardProcess {
 pub struct GatewayProcess {
     /// Base URL (no trailing slash).
     pub url: String,
+    /// Its admin listener's base URL (`/metrics`; `[admin] listen`).
+    pub admin_url: String,
     /// Its config file.
     pub config: PathBuf,
     process: Process,
@@ -322,6 +326,7 @@ impl Cluster {
             cluster.shards.push(ShardProcess {
                 id,
                 url: String::new(),
+                admin_url: String::new(),
                 database,
                 config,
                 founder: true,
@@ -434,12 +439,14 @@ impl Cluster {
         } else {
             "insecure_plain_http = true\n"
         };
+        let admin = format!("127.0.0.1:{}", free_port()?);
         let shard = &self.shards[i];
         let key = self.dir()?.join(format!("{}-signing-key.pem", shard.id));
         let mut text = format!(
             "# Written by keyfed-tests (tests/src/cluster.rs).\n\
              [server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = {url_s}\nshutdown_grace_secs = 1\n\
              {plain}\n{transport}\n\
+             [admin]\nlisten = \"{admin}\"\n\n\
              [shard]\nid = {id}\n\n\
              [storage]\nkind = \"postgres\"\nurl = {db}\npool_size = 4\n\n\
              [tokens]\nsigning_key_file = {key}\n\n\
@@ -478,11 +485,14 @@ impl Cluster {
             .with_context(|| format!("the harness wrote a bad config for shard-{i}:\n{text}"))?;
         std::fs::write(&self.shards[i].config, text)?;
         self.shards[i].url = url;
+        self.shards[i].admin_url = format!("http://{admin}");
         Ok(())
     }
 
-    fn write_gateway_config(&mut self, g: usize, path: &Path, url: &str) -> anyhow::Result<()> {
+    /// Writes gateway `g`'s config; returns its admin listener's URL.
+    fn write_gateway_config(&mut self, g: usize, path: &Path, url: &str) -> anyhow::Result<String> {
         let listen = url.trim_start_matches("http://");
+        let admin = format!("127.0.0.1:{}", free_port()?);
         let nats = self.nats_section(Role::Gateway, &format!("gateway-{g}"))?;
         let (upstream, transport) = if self.internal_mtls {
             let files = self.member_tls(MemberKind::Gateway, &format!("gateway-{g}"))?;
@@ -494,11 +504,13 @@ impl Cluster {
             "# Written by keyfed-tests (tests/src/cluster.rs).\n\
              [server]\nlisten = {listen}\npublic_url = {url}\nshutdown_grace_secs = 1\n\
              insecure_plain_http = true\n\n\
+             [admin]\nlisten = {admin_s}\n\n\
              [directory.nats]\n{nats}\n\
              [upstream]\nrequest_timeout_ms = {request}\nconnect_timeout_ms = {connect}\n\
              {upstream}\n{transport}\n{trust}",
             trust = self.trust_section(false)?,
             listen = toml_str(listen),
+            admin_s = toml_str(&admin),
             url = toml_str(url),
             request = UPSTREAM_TIMEOUT.as_millis(),
             connect = CONNECT_TIMEOUT.as_millis(),
@@ -506,7 +518,7 @@ impl Cluster {
         keyfed_gateway::config::GatewayConfig::from_toml(&text)
             .with_context(|| format!("the harness wrote a bad gateway config:\n{text}"))?;
         std::fs::write(path, text)?;
-        Ok(())
+        Ok(format!("http://{admin}"))
     }
 
     /// `keyfed bootstrap --config shard-0.toml`, to completion.
@@ -617,7 +629,7 @@ impl Cluster {
     fn spawn_gateway(&mut self, url: String) -> anyhow::Result<()> {
         let i = self.gateways.len();
         let config = self.dir()?.join(format!("gateway-{i}.toml"));
-        self.write_gateway_config(i, &config, &url)?;
+        let admin_url = self.write_gateway_config(i, &config, &url)?;
         let mut process = Process::new(
             &format!("gateway-{i}"),
             &self.binary,
@@ -627,6 +639,7 @@ impl Cluster {
         process.spawn()?;
         self.gateways.push(GatewayProcess {
             url,
+            admin_url,
             config,
             process,
         });

@@ -10,6 +10,10 @@
 //!   certificate and trusting only the federation CA.
 //! - [`server_auth_client_config`]: a joining shard's client, before it has
 //!   a certificate: trusts only the federation CA, presents nothing.
+//!
+//! The first three read their files once; the same configs built by a
+//! [`TlsReloader`] follow them, so renewed certificates are served without
+//! a restart (`reload`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,10 +21,12 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use serde::{Deserialize, Serialize};
 
+mod reload;
+
+pub use reload::{CheckReport, TlsReloader};
 pub use tokio_rustls::TlsAcceptor;
 
 /// A certificate chain and its private key, PEM files: the identity of a
@@ -46,6 +52,16 @@ pub struct MtlsFiles {
     pub cert: PathBuf,
     /// Its private key (PEM). Keep it mode 0600.
     pub key: PathBuf,
+}
+
+impl MtlsFiles {
+    /// This member's certificate and key.
+    pub fn identity(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
 }
 
 /// Why a TLS configuration could not be built. Messages name the file,
@@ -91,8 +107,12 @@ fn pem_error(path: &Path, problem: impl std::fmt::Display) -> TlsError {
 
 /// Reads every certificate of a PEM file (at least one).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let bytes = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    parse_certs(path, &read(path)?)
+}
+
+/// The certificates of `bytes`, read from `path` (named in errors).
+fn parse_certs(path: &Path, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem_error(path, format!("not a PEM certificate file ({e})")))?;
     if certs.is_empty() {
@@ -103,16 +123,25 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
 
 /// Reads the private key of a PEM file.
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let bytes = read(path)?;
+    parse_key(path, &read(path)?)
+}
+
+/// The private key of `bytes`, read from `path` (named in errors).
+fn parse_key(path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, TlsError> {
     // The parse error names the PEM problem only, never the key's content.
-    PrivateKeyDer::from_pem_slice(&bytes)
+    PrivateKeyDer::from_pem_slice(bytes)
         .map_err(|e| pem_error(path, format!("no usable private key ({e})")))
 }
 
 /// The trust anchors of a CA file.
 fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    parse_roots(path, &read(path)?)
+}
+
+/// The trust anchors of `bytes`, read from the CA file `path`.
+fn parse_roots(path: &Path, bytes: &[u8]) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    for cert in load_certs(path)? {
+    for cert in parse_certs(path, bytes)? {
         roots
             .add(cert)
             .map_err(|e| pem_error(path, format!("not a usable CA certificate ({e})")))?;
@@ -126,42 +155,24 @@ fn http1_only(mut config: ServerConfig) -> Arc<ServerConfig> {
 }
 
 /// A public TLS listener's config: `files`' chain and key, no client
-/// certificates asked for.
+/// certificates asked for. Read once; [`TlsReloader::server_config`]
+/// follows the files.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
-    let certs = load_certs(&files.cert)?;
-    let key = load_key(&files.key)?;
-    let config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    Ok(http1_only(config))
+    TlsReloader::new().server_config("tls", files)
 }
 
 /// An internal listener's config: this member's certificate and key, and
 /// every client must present a certificate chaining to the federation CA
-/// (a handshake without one fails).
+/// (a handshake without one fails). Read once;
+/// [`TlsReloader::mtls_server_config`] follows the files.
 pub fn mtls_server_config(files: &MtlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = provider();
-    let roots = load_roots(&files.ca)?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(load_certs(&files.cert)?, load_key(&files.key)?)?;
-    Ok(http1_only(config))
+    TlsReloader::new().mtls_server_config("internal_tls", files)
 }
 
 /// An internal client's config: presents this member's certificate and
 /// trusts only servers certified by the federation CA.
 pub fn client_config(files: &MtlsFiles) -> Result<ClientConfig, TlsError> {
-    let roots = load_roots(&files.ca)?;
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(load_certs(&files.cert)?, load_key(&files.key)?)?;
-    Ok(config)
+    member_client_config(files, Arc::new(|_, _| true))
 }
 
 /// What an internal client requires of a server's certificate beyond the
@@ -173,85 +184,10 @@ pub type PeerCheck = Arc<dyn Fn(&[u8], &str) -> bool + Send + Sync>;
 
 /// An internal client's config whose servers must also pass `check`
 /// ([`PeerCheck`]): [`client_config`] with a server verifier that runs
-/// rustls' WebPKI verification, then `check`.
+/// rustls' WebPKI verification, then `check`. Read once;
+/// [`TlsReloader::member_client_config`] follows the files.
 pub fn member_client_config(files: &MtlsFiles, check: PeerCheck) -> Result<ClientConfig, TlsError> {
-    let provider = provider();
-    let roots = Arc::new(load_roots(&files.ca)?);
-    let inner =
-        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-            .build()
-            .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(MemberVerifier { inner, check }))
-        .with_client_auth_cert(load_certs(&files.cert)?, load_key(&files.key)?)?;
-    Ok(config)
-}
-
-/// WebPKI verification, then the [`PeerCheck`].
-struct MemberVerifier {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-    check: PeerCheck,
-}
-
-impl std::fmt::Debug for MemberVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MemberVerifier")
-    }
-}
-
-impl rustls::client::danger::ServerCertVerifier for MemberVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &rustls::pki_types::ServerName<'_>,
-        ocsp_response: &[u8],
-        now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        )?;
-        let host = match server_name {
-            rustls::pki_types::ServerName::DnsName(name) => name.as_ref().to_owned(),
-            rustls::pki_types::ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
-            _ => String::new(),
-        };
-        if (self.check)(end_entity.as_ref(), &host) {
-            Ok(verified)
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    TlsReloader::new().member_client_config("internal_tls", files, check)
 }
 
 /// A client's config for reaching an issuer's join listener before the
