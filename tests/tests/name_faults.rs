@@ -398,7 +398,13 @@ async fn orphaned_domain_names_are_released_and_a_stalled_writer_undoes_itself()
     )
     .await
     .unwrap();
-    assert!(named(&f, &admin, Kind::Domain, "fp-gu-1").await.is_empty());
+    f.wait_for(
+        Duration::from_secs(10),
+        "the undone domain to be gone",
+        || async { named(&f, &admin, Kind::Domain, "fp-gu-1").await.is_empty() },
+    )
+    .await
+    .unwrap();
     f.wait_for(Duration::from_secs(10), "the name to be free", || async {
         rename(&f, &admin, &spare, "fp-gu-1").await == 200
     })

@@ -67,8 +67,10 @@ async fn attacks_at_the_edge_fail() {
 }
 
 async fn metrics_only_on_the_admin_listeners(f: &Cluster) {
+    // The harness's client: it trusts the federation CA and presents a
+    // certificate, as the shards' mTLS listeners require.
     let get = |url: String| async move {
-        let r = reqwest::get(&url).await.unwrap();
+        let r = f.http.get(&url).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     };
     let publics = [&f.gateways[0].url, &f.shards[0].url, &f.shards[1].url];
