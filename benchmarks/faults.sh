@@ -18,6 +18,11 @@
 # fault: acknowledged writes, failed requests, lost writes, duplicate names,
 # ghosts (creates answered 503 but carried out), names created again.
 #
+# `benchmarks/faults.sh hung-reads` measures something else: loadgen's
+# project-get (16 projects over the three shards) for 10 s as a baseline,
+# then again while shard-1 is stopped (after the gateways marked it down):
+# its tenants' requests fail fast (503), the others keep their latency.
+#
 # Environment: as for federation.sh (KEYFED_BIN, default the release build;
 # KEYFED_NATS_SERVER; KEYFED_TEST_PG; BASE_PORT), plus FAULTLOAD (default
 # target/release/faultload), RATE (default 200), LOAD_SECS (default 25),
@@ -116,6 +121,27 @@ inject() { # $1: the fault
         ;;
     esac
 }
+
+# The hung-reads measurement (see the top).
+hung_reads() {
+    local loadgen="${LOADGEN:-$ROOT/target/release/loadgen}" pid
+    start_federation
+    local run=("$loadgen" --url "http://127.0.0.1:$BASE" --scenario project-get
+        --projects 16 --concurrency 16 --duration 10 --warmup 2)
+    echo "== baseline: every shard serving"
+    OS_PASSWORD="$OS_PASSWORD" "${run[@]}"
+    pid="$(pid_of "shard --config $WORK/shard-1.toml")"
+    kill -STOP "$pid"
+    sleep 3
+    echo "== shard-1 stopped (SIGSTOP)"
+    OS_PASSWORD="$OS_PASSWORD" "${run[@]}" || true
+    kill -CONT "$pid"
+    stop_federation
+}
+if [ "${FAULTS[0]}" = hung-reads ]; then
+    hung_reads
+    exit 0
+fi
 
 printf '%-13s %10s %10s %-34s %6s %6s %6s %9s\n' \
     fault creates grants "failed requests" lost dupes ghosts recreated
