@@ -152,6 +152,7 @@ impl Cluster {
             id: id.to_owned(),
             url: String::new(),
             database,
+            owns_database: true,
             config,
             founder: false,
             process,
