@@ -68,8 +68,9 @@ use keyfed_shared::ids::ProjectId;
 use crate::keystone::Keystone;
 use crate::through::Gateways;
 pub use lifecycle::{CliOutput, StatusRow};
-use process::{free_port, Process, READY_TIMEOUT};
+pub(crate) use process::free_port;
 pub use process::{keyfed_binary, KEYFED_BIN_ENV};
+use process::{Process, READY_TIMEOUT};
 
 /// The upstream request timeout the gateways are configured with.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
