@@ -73,8 +73,23 @@ fn is_root() -> bool {
 
 impl PgStandbyPair {
     /// Starts the primary, creates the database, clones and starts the
-    /// standby, and waits until it streams synchronously.
+    /// standby, and waits until it streams synchronously. Tries again on
+    /// new ports if a server could not start (a free port taken since).
     pub async fn start() -> anyhow::Result<Self> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start_once().await {
+                Ok(pair) => return Ok(pair),
+                Err(e) => {
+                    eprintln!("PostgreSQL primary and standby did not start: {e:#}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("PostgreSQL did not start")))
+    }
+
+    async fn start_once() -> anyhow::Result<Self> {
         let as_postgres = is_root();
         let dir = tempfile::Builder::new().prefix("keyfed-pg").tempdir()?;
         if as_postgres {
@@ -195,12 +210,14 @@ impl PgStandbyPair {
             .join(if i == 0 { "primary" } else { "standby" })
     }
 
-    /// `pg_ctl -D <server i> -l <its log> args…`.
+    /// `pg_ctl -D <server i> -l <its log> args…`; a failure carries the
+    /// server's log.
     fn pg_ctl(&self, i: usize, args: &[&str]) -> anyhow::Result<()> {
         let log = self.data(i).with_extension("log");
         self.pg("pg_ctl", |c| {
             c.arg("-D").arg(self.data(i)).arg("-l").arg(&log).args(args)
         })
+        .with_context(|| std::fs::read_to_string(&log).unwrap_or_default())
     }
 
     /// Runs PostgreSQL program `name` (as `postgres` when root).
