@@ -48,7 +48,7 @@ pub struct NatsConfig {
     /// Replicas of each bucket and stream in a clustered NATS (1 for a single
     /// server; 3 on a 3-node JetStream cluster tolerates the loss of any one
     /// node: writes fail with `Unavailable` only while the survivors elect
-    /// new leaders, measured 5–7.5 s). Applied when keyfed creates them, so
+    /// new leaders, measured 4–7.5 s). Applied when keyfed creates them, so
     /// set it on every process from the first start; changing it later
     /// needs `nats stream edit` on the existing streams.
     pub replicas: usize,

@@ -29,7 +29,7 @@ const AFTER_KILL: Duration = Duration::from_secs(15);
 /// Each worker's pause between two writes: a steady ~10 writes/s each.
 const PACE: Duration = Duration::from_millis(100);
 /// Requests fail only this long after the kill: the election, and the
-/// clients' reconnection to another node (measured: 4.7–7.4 s).
+/// clients' reconnection to another node (measured: 4.0–7.4 s).
 const ELECTION_BOUND: Duration = Duration::from_secs(12);
 /// So at most this many requests fail: what two workers send in
 /// [`ELECTION_BOUND`] at their pace (each failure is a fast 503).
