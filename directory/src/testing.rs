@@ -1,7 +1,9 @@
 //! Test support (feature `testing`): a real `nats-server` with JetStream,
 //! spawned on a free loopback port with its store in a temporary directory,
 //! killed when dropped. It can be stopped and restarted on the same port and
-//! store to test outages.
+//! store to test outages. [`NatsCluster`] runs several of them as one
+//! JetStream cluster (routes between them, a store per node), for tests of
+//! replicated buckets surviving the loss of a node.
 //!
 //! The binary is `$KEYFED_NATS_SERVER`, else `target/pyvenv/bin/nats-server`
 //! in this workspace (installed by `scripts/test`), else
@@ -94,6 +96,22 @@ pub struct NatsServer {
     child: Option<Child>,
     /// The `authorization` block in force, if any.
     authorization: Option<String>,
+    /// Its place in a [`NatsCluster`], if it is in one.
+    node: Option<ClusterNode>,
+}
+
+/// What a cluster member adds to its config.
+#[derive(Debug, Clone)]
+struct ClusterNode {
+    /// `server_name` (JetStream clustering needs one per node).
+    name: String,
+    /// The port routes from the other nodes connect to.
+    cluster_port: u16,
+    /// The monitoring port (`/healthz`, `/jsz`).
+    monitor_port: u16,
+    /// Every node's cluster port, this one's included (nats-server skips
+    /// the route to itself).
+    routes: Vec<u16>,
 }
 
 impl NatsServer {
@@ -145,6 +163,7 @@ impl NatsServer {
                 dir: tempfile::Builder::new().prefix("keyfed-nats").tempdir()?,
                 child: None,
                 authorization: authorization.clone(),
+                node: None,
             };
             match server.spawn() {
                 Ok(()) => return Ok(server),
@@ -198,12 +217,27 @@ impl NatsServer {
     /// the authorization block, if any.
     fn write_config(&self) -> io::Result<()> {
         let store = self.dir.path().join("jetstream");
-        let text = format!(
-            "listen: \"127.0.0.1:{}\"\njetstream {{ store_dir: {:?} }}\n{}",
+        let mut text = format!(
+            "listen: \"127.0.0.1:{}\"\njetstream {{ store_dir: {:?} }}\n{}\n",
             self.port,
             store.display().to_string(),
             self.authorization.as_deref().unwrap_or_default()
         );
+        if let Some(node) = &self.node {
+            let routes: Vec<String> = node
+                .routes
+                .iter()
+                .map(|port| format!("\"nats-route://127.0.0.1:{port}\""))
+                .collect();
+            text.push_str(&format!(
+                "server_name: {:?}\nhttp: \"127.0.0.1:{}\"\n\
+                 cluster {{\n  name: \"keyfed-test\"\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
+                node.name,
+                node.monitor_port,
+                node.cluster_port,
+                routes.join(", ")
+            ));
+        }
         std::fs::write(self.config_path(), text)
     }
 
@@ -256,6 +290,167 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Several nats-servers forming one JetStream cluster on loopback, each
+/// with its own store and the same authorization block; killed on drop.
+/// Nodes can be killed and restarted one at a time.
+#[derive(Debug)]
+pub struct NatsCluster {
+    nodes: Vec<NatsServer>,
+}
+
+/// How long a new cluster may take to elect its JetStream meta leader.
+const CLUSTER_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl NatsCluster {
+    /// Starts `size` nodes (`n0` …) enforcing `authorization` (if any) and
+    /// waits until JetStream is usable on every one of them.
+    pub fn start(size: usize, authorization: Option<String>) -> io::Result<Self> {
+        assert!(size >= 1, "a cluster needs a node");
+        let binary = nats_server_binary()?;
+        let mut last_error = None;
+        // A free port may be taken again before its node binds it.
+        for _ in 0..3 {
+            let ports = (0..size * 3)
+                .map(|_| free_port())
+                .collect::<io::Result<Vec<u16>>>()?;
+            let routes: Vec<u16> = ports[size..2 * size].to_vec();
+            let mut cluster = NatsCluster { nodes: Vec::new() };
+            let started = (0..size).try_for_each(|i| {
+                let mut server = NatsServer {
+                    binary: binary.clone(),
+                    port: ports[i],
+                    dir: tempfile::Builder::new().prefix("keyfed-nats").tempdir()?,
+                    child: None,
+                    authorization: authorization.clone(),
+                    // One node is a plain server, not a cluster of one.
+                    node: (size > 1).then(|| ClusterNode {
+                        name: format!("n{i}"),
+                        cluster_port: routes[i],
+                        monitor_port: ports[2 * size + i],
+                        routes: routes.clone(),
+                    }),
+                };
+                server.spawn()?;
+                cluster.nodes.push(server);
+                Ok::<(), io::Error>(())
+            });
+            match started.and_then(|()| cluster.wait_healthy(CLUSTER_READY_TIMEOUT)) {
+                Ok(()) => return Ok(cluster),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::other("the NATS cluster did not start")))
+    }
+
+    /// Every node's client URL, comma separated (a directory `url`).
+    pub fn urls(&self) -> String {
+        let urls: Vec<String> = self.nodes.iter().map(NatsServer::url).collect();
+        urls.join(",")
+    }
+
+    /// The number of nodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no node (never: [`NatsCluster::start`]
+    /// needs one).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `i`'s `server_name`.
+    pub fn node_name(&self, i: usize) -> String {
+        format!("n{i}")
+    }
+
+    /// Kills node `i` (SIGKILL; its store stays).
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].stop();
+    }
+
+    /// Kills every node.
+    pub fn kill_all(&mut self) {
+        self.nodes.iter_mut().for_each(NatsServer::stop);
+    }
+
+    /// Starts node `i` again on its ports and store (it rejoins the
+    /// cluster and catches up from the others).
+    pub fn restart(&mut self, i: usize) -> io::Result<()> {
+        self.nodes[i].restart()
+    }
+
+    /// Starts every node that is down again.
+    pub fn restart_all(&mut self) -> io::Result<()> {
+        for node in &mut self.nodes {
+            if node.child.is_none() {
+                node.restart()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces every node's authorization block and reloads it.
+    pub fn reload_authorization(&mut self, authorization: String) -> io::Result<()> {
+        for node in &mut self.nodes {
+            node.reload_authorization(authorization.clone())?;
+        }
+        Ok(())
+    }
+
+    /// `GET path` on node `i`'s monitoring port (`/healthz`, `/jsz?…`):
+    /// the status code and the body.
+    pub fn monitor(&self, i: usize, path: &str) -> io::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let node = self.nodes[i]
+            .node
+            .as_ref()
+            .ok_or_else(|| io::Error::other("a single server has no monitoring port here"))?;
+        let mut stream = TcpStream::connect(("127.0.0.1", node.monitor_port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let status = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no status line in {answer:?}")))?;
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// Waits until every running node reports itself healthy (`/healthz`:
+    /// JetStream enabled, a meta leader known, its streams current).
+    pub fn wait_healthy(&self, limit: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + limit;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.child.is_none() || node.node.is_none() {
+                continue;
+            }
+            loop {
+                match self.monitor(i, "/healthz") {
+                    Ok((200, _)) => break,
+                    answer if Instant::now() >= deadline => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("NATS node n{i} not healthy after {limit:?}: {answer:?}"),
+                        ));
+                    }
+                    _ => thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -231,7 +231,13 @@ pub struct StorageConfig {
     /// `postgres` or `embedded`. Default `postgres`.
     pub kind: StorageKind,
     /// PostgreSQL connection string (libpq key=value or a postgres:// URL).
-    /// Default `host=127.0.0.1 user=postgres dbname=keyfed`.
+    /// Default `host=127.0.0.1 user=postgres dbname=keyfed`. For a primary
+    /// with standbys, name them all and ask for the writable one:
+    /// `host=db-a,db-b port=5432,5432 target_session_attrs=read-write
+    /// connect_timeout=2`; after a failover the pool drops its dead
+    /// connections and opens new ones on whichever host now accepts writes,
+    /// without a restart (`tcp_user_timeout` and `keepalives_idle`, in
+    /// seconds here, bound how long a silently dead host goes unnoticed).
     pub url: String,
     /// Largest number of pooled PostgreSQL connections. Default 16.
     pub pool_size: usize,

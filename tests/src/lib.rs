@@ -9,13 +9,15 @@
 //! - [`cli_suite`]: the `openstack` CLI suite, run against a shard and
 //!   against the gateway.
 //! - [`python`]: the Python clients (`openstack` CLI, keystonemiddleware).
-//! - [`pg`]: throwaway PostgreSQL databases.
+//! - [`pg`]: throwaway PostgreSQL databases; [`pg_standby`]: a primary
+//!   with a streaming standby, to fail over.
 //! - [`tls`]: an mTLS federation in one process (transport and join tests).
 pub mod cli_suite;
 pub mod cluster;
 pub mod gateway;
 pub mod keystone;
 pub mod pg;
+pub mod pg_standby;
 pub mod python;
 pub mod shard;
 pub mod through;

@@ -69,6 +69,28 @@ pub trait Gateways: Sync {
             .await
     }
 
+    /// The id of the one `collection` entity (`roles`, `users`,
+    /// `projects`, …) named `name`, listed through gateway `g` with `token`.
+    async fn id_by_name(
+        &self,
+        g: usize,
+        token: &str,
+        collection: &str,
+        name: &str,
+    ) -> anyhow::Result<String> {
+        let path = format!("/v3/{collection}?name={name}");
+        let (status, body) = self
+            .call(g, reqwest::Method::GET, &path, token, None)
+            .await?;
+        if status != 200 {
+            bail!("listing {path} through gateway {g}: {status} {body}");
+        }
+        body[collection][0]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no {collection} named {name}: {body}"))
+    }
+
     /// A token-method rescope of `token` to project `project` (by id)
     /// through gateway `g`: (status, X-Subject-Token, body).
     async fn rescope(

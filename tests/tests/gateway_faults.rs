@@ -48,16 +48,8 @@ async fn a_killed_shard_costs_only_its_tenants_until_it_returns() {
         .unwrap();
     let (doomed, alive) = (ids[0].clone(), ids[1].clone());
     // The admin may scope tokens to both.
-    let (_, roles) = f
-        .call(0, Method::GET, "/v3/roles?name=member", &admin, None)
-        .await
-        .unwrap();
-    let member = roles["roles"][0]["id"].as_str().unwrap().to_owned();
-    let (_, users) = f
-        .call(0, Method::GET, "/v3/users?name=admin", &admin, None)
-        .await
-        .unwrap();
-    let me = users["users"][0]["id"].as_str().unwrap().to_owned();
+    let member = f.id_by_name(0, &admin, "roles", "member").await.unwrap();
+    let me = f.id_by_name(0, &admin, "users", "admin").await.unwrap();
     for project in [&doomed, &alive] {
         let grant = format!("/v3/projects/{project}/users/{me}/roles/{member}");
         let (status, body) = f.call(0, Method::PUT, &grant, &admin, None).await.unwrap();

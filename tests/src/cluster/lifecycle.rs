@@ -153,6 +153,7 @@ impl Cluster {
             url: String::new(),
             admin_url: String::new(),
             database,
+            owns_database: true,
             config,
             founder: false,
             process,

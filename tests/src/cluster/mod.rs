@@ -16,6 +16,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! `Cluster::builder().nats_cluster(3)` runs NATS as a 3-node JetStream
+//! cluster instead (routes on loopback, a store per node, the same
+//! authorization on every node), every process is given all three URLs
+//! and the directory's buckets and stream are created with 3 replicas;
+//! [`Cluster::kill_nats_node`] and [`Cluster::restart_nats_node`] fail one
+//! node.
+//!
 //! Start-up: `keyfed bootstrap --config shard-0.toml` creates the admin
 //! (shard-0's config also keeps its `[bootstrap]` section, so a restart
 //! re-runs it idempotently, as documented for operators), then the shards
@@ -52,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use keyfed_directory::nats::access::Role;
-use keyfed_directory::testing::NatsServer;
+use keyfed_directory::testing::NatsCluster;
 use keyfed_directory::{NatsConfig, NatsDirectory};
 use keyfed_federation::view::Trust;
 use keyfed_federation::FederationView;
@@ -64,8 +71,9 @@ use crate::keystone::Keystone;
 use crate::through::Gateways;
 use crate::tls::Pki;
 pub use lifecycle::{CliOutput, StatusRow};
-use process::{free_port, Process, READY_TIMEOUT};
+pub(crate) use process::free_port;
 pub use process::{keyfed_binary, KEYFED_BIN_ENV};
+use process::{Process, READY_TIMEOUT};
 
 /// The upstream request timeout the gateways are configured with.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -125,6 +133,8 @@ pub struct ShardProcess {
     pub admin_url: String,
     /// The libpq connection string of its database.
     pub database: String,
+    /// Whether the harness made `database` (and drops it).
+    owns_database: bool,
     /// Its config file.
     pub config: PathBuf,
     /// A founding member (an issuer: it certifies its own key); else it
@@ -152,6 +162,8 @@ pub struct ClusterBuilder {
     shard_env: Vec<(String, String)>,
     internal_mtls: bool,
     name_audit_interval_secs: Option<u64>,
+    nats_nodes: usize,
+    shard_stores: Vec<(usize, String)>,
 }
 
 impl ClusterBuilder {
@@ -190,6 +202,22 @@ impl ClusterBuilder {
         self
     }
 
+    /// NATS as a JetStream cluster of `nodes` servers, with the directory's
+    /// buckets and stream replicated on all of them (default 1: one plain
+    /// server, replicas 1).
+    pub fn nats_cluster(mut self, nodes: usize) -> Self {
+        self.nats_nodes = nodes;
+        self
+    }
+
+    /// Shard `i`'s store connection string, instead of a fresh database on
+    /// `KEYFED_TEST_PG` (a primary with its standby, say). The harness does
+    /// not drop it.
+    pub fn shard_store(mut self, i: usize, url: &str) -> Self {
+        self.shard_stores.push((i, url.to_owned()));
+        self
+    }
+
     /// Starts everything and waits until it is ready.
     pub async fn start(self) -> anyhow::Result<Cluster> {
         Cluster::start(self).await
@@ -212,7 +240,7 @@ pub struct Cluster {
     /// A client with a per-request timeout.
     pub http: reqwest::Client,
     binary: PathBuf,
-    nats: NatsServer,
+    nats: NatsCluster,
     /// The federation CA (in the cluster's directory).
     pki: Pki,
     /// Shards serve internal mTLS ([`ClusterBuilder::internal_mtls`]).
@@ -233,6 +261,8 @@ impl Cluster {
             shard_env: Vec::new(),
             internal_mtls: false,
             name_audit_interval_secs: None,
+            nats_nodes: 1,
+            shard_stores: Vec::new(),
         }
     }
 
@@ -254,14 +284,15 @@ impl Cluster {
         for i in 0..spec.gateways {
             access.seed(Role::Gateway, &format!("gateway-{i}"))?;
         }
-        let nats =
-            NatsServer::start_with_authorization(access.conf()).context("starting nats-server")?;
+        let nats = NatsCluster::start(spec.nats_nodes, Some(access.conf()))
+            .context("starting nats-server")?;
         let directory = NatsConfig {
             namespace,
             timeout_ms: DIRECTORY_TIMEOUT.as_millis() as u64,
             reconnect_max_delay_ms: 500,
+            replicas: spec.nats_nodes.min(5),
             nkey_seed_file: Some(harness_seed),
-            ..NatsConfig::new(nats.url())
+            ..NatsConfig::new(nats.urls())
         };
         // The federation CA, before anything trusts it — the harness's view
         // included: it trusts member keys as the processes do, so a record
@@ -311,9 +342,13 @@ impl Cluster {
         let identity = gateway_urls.first().cloned();
 
         for i in 0..spec.shards {
-            let database = crate::pg::fresh_database()
-                .await
-                .with_context(|| format!("creating shard-{i}'s database"))?;
+            let given = spec.shard_stores.iter().find(|(s, _)| *s == i);
+            let database = match given {
+                Some((_, url)) => url.clone(),
+                None => crate::pg::fresh_database()
+                    .await
+                    .with_context(|| format!("creating shard-{i}'s database"))?,
+            };
             let id = format!("shard-{i}");
             let config = cluster.dir()?.join(format!("{id}.toml"));
             let mut process = Process::new(
@@ -328,6 +363,7 @@ impl Cluster {
                 url: String::new(),
                 admin_url: String::new(),
                 database,
+                owns_database: given.is_none(),
                 config,
                 founder: true,
                 process,
@@ -408,11 +444,12 @@ impl Cluster {
         }
         let d = &self.directory;
         Ok(format!(
-            "url = {}\nnamespace = {}\ntimeout_ms = {}\nreconnect_max_delay_ms = {}\nnkey_seed_file = {}\n",
+            "url = {}\nnamespace = {}\ntimeout_ms = {}\nreconnect_max_delay_ms = {}\nreplicas = {}\nnkey_seed_file = {}\n",
             toml_str(&d.url),
             toml_str(&d.namespace),
             d.timeout_ms,
             d.reconnect_max_delay_ms,
+            d.replicas,
             toml_str(&seed.to_string_lossy()),
         ))
     }
@@ -715,14 +752,34 @@ impl Cluster {
         gateway.process.wait_ready(&http, &url).await
     }
 
-    /// Kills nats-server (its JetStream store stays).
+    /// Kills nats-server — every node of a NATS cluster (their JetStream
+    /// stores stay).
     pub fn stop_nats(&mut self) {
-        self.nats.stop();
+        self.nats.kill_all();
     }
 
-    /// Starts nats-server again on the same port and store.
+    /// Starts nats-server (every node down) again on the same ports and
+    /// stores.
     pub fn restart_nats(&mut self) -> anyhow::Result<()> {
-        self.nats.restart().context("restarting nats-server")
+        self.nats.restart_all().context("restarting nats-server")
+    }
+
+    /// The NATS servers (one, or the nodes of `nats_cluster`).
+    pub fn nats(&self) -> &NatsCluster {
+        &self.nats
+    }
+
+    /// Kills NATS node `i` (SIGKILL, as a crash; its store stays).
+    pub fn kill_nats_node(&mut self, i: usize) {
+        self.nats.kill(i);
+    }
+
+    /// Starts NATS node `i` again on its ports and store; it rejoins the
+    /// cluster (catching up is the caller's to wait for).
+    pub fn restart_nats_node(&mut self, i: usize) -> anyhow::Result<()> {
+        self.nats
+            .restart(i)
+            .with_context(|| format!("restarting NATS node {i}"))
     }
 
     /// The URL of gateway `g`.
@@ -817,7 +874,12 @@ impl Drop for Cluster {
             }
             return;
         }
-        let databases: Vec<String> = self.shards.iter().map(|s| s.database.clone()).collect();
+        let databases: Vec<String> = self
+            .shards
+            .iter()
+            .filter(|s| s.owns_database)
+            .map(|s| s.database.clone())
+            .collect();
         // Drop may run inside the test's runtime, which cannot block on
         // another future: use a thread with its own runtime.
         let dropped = std::thread::spawn(move || -> anyhow::Result<()> {

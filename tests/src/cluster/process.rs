@@ -59,7 +59,7 @@ pub fn keyfed_binary() -> anyhow::Result<PathBuf> {
 }
 
 /// A loopback port that was free a moment ago.
-pub(super) fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
