@@ -8,6 +8,8 @@
 # benchmarks/federation.sh (3 shards on PostgreSQL, 2 gateways, NATS):
 #   shard-kill    kill -9 shard-1, restart it FAULT_SECS later
 #   nats-kill     kill -9 nats-server, restart it FAULT_SECS later
+#   nats-node-kill  (not in the default set) on a 3-node NATS cluster with
+#                 R3 buckets, kill -9 one node, restart it FAULT_SECS later
 #   gateway-kill  kill -9 gateway-1, restart it FAULT_SECS later
 #   pg-restart    restart the PostgreSQL server all shards use (needs
 #                 pg_ctlcluster and the right to run it)
@@ -55,11 +57,11 @@ stop_federation() {
 }
 trap stop_federation EXIT
 
-# Starts federation.sh; sets WORK and OS_PASSWORD.
+# Starts federation.sh (its options: "$@"); sets WORK and OS_PASSWORD.
 start_federation() {
     local out
     out="$(mktemp /tmp/keyfed-faults.XXXXXX)"
-    "$ROOT/benchmarks/federation.sh" 3 2 >"$out" 2>&1 &
+    "$ROOT/benchmarks/federation.sh" "$@" 3 2 >"$out" 2>&1 &
     FED_PID=$!
     for _ in $(seq 1 600); do
         grep -q '^export OS_PROJECT_DOMAIN_NAME' "$out" && break
@@ -90,11 +92,12 @@ inject() { # $1: the fault
         sleep "$FAULT_SECS"
         restart "$WORK/shard-1.log" "$BIN" shard --config "$WORK/shard-1.toml"
         ;;
-    nats-kill)
-        kill -9 "$(pid_of "-c $WORK/nats-server.conf")"
+    nats-kill | nats-node-kill)
+        # The single server, or node 0 of the 3-node cluster.
+        kill -9 "$(pid_of "-c $WORK/nats-server-0.conf")"
         sleep "$FAULT_SECS"
-        restart "$WORK/nats.log" "${KEYFED_NATS_SERVER:-$ROOT/target/pyvenv/bin/nats-server}" \
-            -c "$WORK/nats-server.conf"
+        restart "$WORK/nats-0.log" "${KEYFED_NATS_SERVER:-$ROOT/target/pyvenv/bin/nats-server}" \
+            -c "$WORK/nats-server-0.conf"
         ;;
     gateway-kill)
         kill -9 "$(pid_of "gateway --config $WORK/gateway-1.toml")"
@@ -131,10 +134,13 @@ hung_reads() {
     echo "== baseline: every shard serving"
     OS_PASSWORD="$OS_PASSWORD" "${run[@]}"
     pid="$(pid_of "shard --config $WORK/shard-1.toml")"
+    echo "== shard-1 stopped (SIGSTOP) 1 s into a 7 s warm-up (set-up done, down detected)"
+    run[${#run[@]}-1]=7
+    OS_PASSWORD="$OS_PASSWORD" "${run[@]}" &
+    local load=$!
+    sleep 1
     kill -STOP "$pid"
-    sleep 3
-    echo "== shard-1 stopped (SIGSTOP)"
-    OS_PASSWORD="$OS_PASSWORD" "${run[@]}" || true
+    wait "$load" || true
     kill -CONT "$pid"
     stop_federation
 }
@@ -147,7 +153,11 @@ printf '%-13s %10s %10s %-34s %6s %6s %6s %9s\n' \
     fault creates grants "failed requests" lost dupes ghosts recreated
 status=0
 for fault in "${FAULTS[@]}"; do
-    start_federation
+    if [ "$fault" = nats-node-kill ]; then
+        start_federation --nats-cluster 3
+    else
+        start_federation
+    fi
     report="$WORK/faultload-$fault.json"
     OS_PASSWORD="$OS_PASSWORD" "$LOAD" \
         --gateway "http://127.0.0.1:$BASE" --gateway "http://127.0.0.1:$((BASE + 1))" \
