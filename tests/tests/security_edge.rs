@@ -64,6 +64,56 @@ async fn attacks_at_the_edge_fail() {
     links_name_the_gateway(&f, &admin).await;
     tokens_from_the_future_are_refused(&f, &admin).await;
     metrics_only_on_the_admin_listeners(&f).await;
+    a_renewed_certificate_is_served_after_sighup(&f).await;
+}
+
+/// The certificate shard-1's listener presents to a new connection.
+async fn served_certificate(f: &Cluster) -> Vec<u8> {
+    let files = f.member_tls(MemberKind::Gateway, "harness").unwrap();
+    let mut pem = std::fs::read(&files.cert).unwrap();
+    pem.extend(std::fs::read(&files.key).unwrap());
+    let http = reqwest::Client::builder()
+        .tls_info(true)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&files.ca).unwrap()).unwrap(),
+        )
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{}/v3", f.shards[1].url))
+        .send()
+        .await
+        .unwrap();
+    r.extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|t| t.peer_certificate())
+        .unwrap()
+        .to_vec()
+}
+
+/// Renewing a certificate needs no restart: new files and a SIGHUP (the
+/// poll is a minute away), and new connections get the new certificate.
+async fn a_renewed_certificate_is_served_after_sighup(f: &Cluster) {
+    let before = served_certificate(f).await;
+    let old = f.member_tls(MemberKind::Shard, "shard-1").unwrap();
+    std::fs::remove_file(&old.cert).unwrap();
+    std::fs::remove_file(&old.key).unwrap();
+    let renewed = f.member_tls(MemberKind::Shard, "shard-1").unwrap();
+    let pem = std::fs::read_to_string(&renewed.cert).unwrap();
+    let der = keyfed_pki::anchor::pem_to_der(&pem).unwrap();
+    assert_ne!(der, before, "a new certificate was issued");
+    f.signal_shard(1, "HUP").unwrap();
+    f.wait_for(
+        Duration::from_secs(10),
+        "shard-1 to serve its renewed certificate",
+        || async { served_certificate(f).await == der },
+    )
+    .await
+    .unwrap();
+    // It still serves the gateway with the new one.
+    let admin = f.admin_token(0).await.unwrap();
+    assert_eq!(f.validate(0, &admin, &admin).await.unwrap(), 200);
 }
 
 async fn metrics_only_on_the_admin_listeners(f: &Cluster) {

@@ -723,6 +723,11 @@ impl Cluster {
         }
     }
 
+    /// Sends shard `i` a signal (`HUP`: reload its TLS files now).
+    pub fn signal_shard(&self, i: usize, signal: &str) -> anyhow::Result<()> {
+        self.shards[i].process.signal(signal)
+    }
+
     /// Stops shard `i` (SIGSTOP: hung, its connections open).
     pub fn pause_shard(&self, i: usize) -> anyhow::Result<()> {
         self.shards[i].process.signal("STOP")
