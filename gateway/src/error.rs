@@ -3,7 +3,6 @@
 //! upstream and directory failures never name shards or internals: those
 //! are logged here, where the error is handled.
 
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keyfed_directory::DirectoryError;
 use keyfed_federation::ViewError;
@@ -87,20 +86,7 @@ fn unavailable() -> ApiError {
     ApiError::unavailable("The service is temporarily unavailable; retry later.")
 }
 
-/// Renders a classified error as Keystone does, with `WWW-Authenticate` on
-/// 401.
-pub fn api_response(api: &ApiError) -> Response {
-    let status =
-        StatusCode::from_u16(api.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, axum::Json(api.body())).into_response();
-    if api.kind == ErrorKind::Unauthorized {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Keystone uri=\"/v3\""),
-        );
-    }
-    response
-}
+pub use keyfed_http::api_response;
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use keyfed_shared::error::ApiError;
-use keyfed_shared::federation::{NOT_OWNER_MESSAGE, PLACE_INSTEAD_HEADER};
+use keyfed_shared::error::Refusal;
+use keyfed_shared::federation::PLACE_INSTEAD_HEADER;
 use keyfed_shared::ids::{ProjectId, ShardId, UserId};
 use serde_json::{json, Value};
 
@@ -90,13 +91,7 @@ async fn create_at_owner(
         }
     }
     let answer = state.call(&first_owner, out).await?;
-    let not_owner = answer.status == StatusCode::CONFLICT
-        && answer.json().is_some_and(|v| {
-            v["error"]["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with(NOT_OWNER_MESSAGE))
-        });
-    if !not_owner {
+    if answer.refusal != Some(Refusal::NotOwner) {
         return Ok(answer);
     }
     tokio::time::sleep(REPLACE_DELAY).await;

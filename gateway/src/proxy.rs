@@ -6,7 +6,7 @@
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use keyfed_shared::error::ErrorKind;
+use keyfed_shared::error::{ErrorKind, Refusal, REFUSAL_HEADER};
 use keyfed_shared::ids::ShardId;
 use serde_json::Value;
 
@@ -85,6 +85,8 @@ pub struct Upstream {
     pub headers: HeaderMap,
     /// Its body.
     pub body: Bytes,
+    /// Why it refused, if it said so ([`REFUSAL_HEADER`]; not passed on).
+    pub refusal: Option<Refusal>,
 }
 
 impl Upstream {
@@ -167,6 +169,11 @@ impl Gateway {
                 headers.insert(HeaderName::from_static(name), v.clone());
             }
         }
+        let refusal = response
+            .headers()
+            .get(REFUSAL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Refusal::from_code);
         let body = response
             .bytes()
             .await
@@ -179,6 +186,7 @@ impl Gateway {
             status,
             headers,
             body,
+            refusal,
         })
     }
 }

@@ -7,7 +7,10 @@
 //! listener's config (`/metrics` and health apart from the public API).
 
 pub mod admin;
+pub mod error;
 pub mod tls;
+
+pub use crate::error::api_response;
 
 use crate::tls::Transport;
 

@@ -2,9 +2,8 @@
 //! response. Internal details are logged at this edge and never sent.
 
 use crate::store::StoreError;
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keyfed_shared::error::{ApiError, ErrorKind};
+use keyfed_shared::error::ApiError;
 use keyfed_shared::token::TokenError;
 
 /// Anything a handler can fail with.
@@ -75,16 +74,4 @@ impl IntoResponse for Error {
 #[derive(Clone, Copy, Debug)]
 pub struct StoreFailure;
 
-/// Renders a classified error as Keystone does, with `WWW-Authenticate` on 401.
-pub fn api_response(api: &ApiError) -> Response {
-    let status =
-        StatusCode::from_u16(api.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, axum::Json(api.body())).into_response();
-    if api.kind == ErrorKind::Unauthorized {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Keystone uri=\"/v3\""),
-        );
-    }
-    response
-}
+pub use keyfed_http::api_response;

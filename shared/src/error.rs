@@ -89,12 +89,45 @@ impl ErrorKind {
     }
 }
 
+/// Why a member refused a request, for the gateway (machine-readable, in
+/// the [`REFUSAL_HEADER`] of the answer; the message stays for people).
+/// Retries key on this, never on a status or a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 409: the member does not own the tenant (the placement changed);
+    /// retry at the owner the directory names now.
+    NotOwner,
+}
+
+/// The response header naming a [`Refusal`]. Gateways read it and do not
+/// pass it on to clients.
+pub const REFUSAL_HEADER: &str = "x-keyfed-refusal";
+
+impl Refusal {
+    /// The header value.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::NotOwner => "not-owner",
+        }
+    }
+
+    /// The refusal a header value names.
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "not-owner" => Some(Refusal::NotOwner),
+            _ => None,
+        }
+    }
+}
+
 /// An error as the client sees it: a kind and a safe message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
+    /// Why a member refused, for a gateway to act on.
+    pub refusal: Option<Refusal>,
 }
 
 impl ApiError {
@@ -103,6 +136,15 @@ impl ApiError {
         Self {
             kind,
             message: message.into(),
+            refusal: None,
+        }
+    }
+
+    /// 409 from a member that does not own the tenant ([`Refusal::NotOwner`]).
+    pub fn not_owner(message: impl Into<String>) -> Self {
+        Self {
+            refusal: Some(Refusal::NotOwner),
+            ..Self::new(ErrorKind::Conflict, message)
         }
     }
     /// 400 with a message.

@@ -223,11 +223,6 @@ impl Attestations {
     }
 }
 
-/// How a shard's 409 for an entity it does not own begins (the gateway
-/// retries such a create where its refreshed view points; any other 409
-/// is the client's).
-pub const NOT_OWNER_MESSAGE: &str = "This member does not own";
-
 /// The header on a create a gateway sends to another member than the
 /// entity's ring owner because that owner is down: its value names the
 /// owner. The member pins the new entity to itself and creates it.

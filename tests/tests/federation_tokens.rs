@@ -290,9 +290,14 @@ async fn shards_create_only_what_they_own_and_stub_users_for_grants() {
         create(&b).await.unwrap().status().as_u16() == 201
     })
     .await;
-    // A refuses to create a project the federation places on B.
+    // A refuses to create a project the federation places on B, saying why
+    // in a form the gateway acts on (it retries at the new owner).
     let refused = create(&a).await.unwrap();
     assert_eq!(refused.status().as_u16(), 409);
+    assert_eq!(
+        refused.headers()[keyfed_shared::error::REFUSAL_HEADER],
+        "not-owner"
+    );
 
     // Granting A's admin a role on B's project creates a stub of the user on B.
     let member = b

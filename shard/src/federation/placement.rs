@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::state::Shard;
 use keyfed_directory::Bucket;
 use keyfed_shared::error::ApiError;
-use keyfed_shared::federation::NOT_OWNER_MESSAGE;
 use keyfed_shared::ids::{ProjectId, ShardId, UserId};
 use keyfed_shared::model::User;
 use std::time::Duration;
@@ -22,8 +21,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn not_owner(kind: &str, id: &str, owner: Option<ShardId>) -> Error {
     let owner = owner.map_or_else(|| "no member".to_owned(), |s| s.to_string());
-    ApiError::conflict(format!(
-        "{NOT_OWNER_MESSAGE} {kind} {id} (the federation places it on {owner}); retry through the gateway."
+    ApiError::not_owner(format!(
+        "This member does not own {kind} {id} (the federation places it on {owner}); retry through the gateway."
     ))
     .into()
 }
