@@ -83,7 +83,9 @@ fn parse_version(text: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-fn free_port() -> io::Result<u16> {
+/// A loopback port that was free a moment ago (the one helper of its
+/// kind: the test harnesses use it too).
+pub fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

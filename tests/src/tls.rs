@@ -137,7 +137,8 @@ pub async fn bind() -> anyhow::Result<(TcpListener, SocketAddr)> {
 /// A loopback address with a port that was free a moment ago (for a
 /// listener the server binds itself).
 pub fn free_port() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    let port = keyfed_directory::testing::free_port()?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// Two mTLS shards and a gateway (public TLS, mTLS to the shards).

@@ -23,11 +23,7 @@ impl Drop for Dev {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    keyfed_directory::testing::free_port().unwrap()
 }
 
 /// Starts `keyfed dev` and reads its `export` lines.

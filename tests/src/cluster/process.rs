@@ -60,9 +60,7 @@ pub fn keyfed_binary() -> anyhow::Result<PathBuf> {
 
 /// A loopback port that was free a moment ago.
 pub(crate) fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(keyfed_directory::testing::free_port()?)
 }
 
 /// The last `lines` lines of a log file.
