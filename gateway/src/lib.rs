@@ -35,7 +35,7 @@ pub mod outage;
 pub mod placement;
 pub mod proxy;
 pub mod request;
-pub mod request_id;
+pub use keyfed_http::request_id;
 pub mod routes;
 pub mod server;
 pub mod state;

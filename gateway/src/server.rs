@@ -31,7 +31,7 @@ use crate::routes;
 use crate::state::{AppState, Gateway};
 
 /// Header carrying the request id, as Keystone names it.
-pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+pub use keyfed_http::request_id::REQUEST_ID_HEADER;
 
 /// A TLS file problem at start-up, as a config error naming the field.
 pub(crate) fn config_error(field: &str, e: keyfed_http::tls::TlsError) -> GatewayError {

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod request_id;
 pub mod tls;
 
 pub use crate::error::api_response;

@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 /// Header carrying the request id, as Keystone names it.
-pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+pub use keyfed_http::request_id::REQUEST_ID_HEADER;
 
 /// Opens the configured store.
 pub async fn open_store(config: &ShardConfig) -> Result<Arc<dyn Store>, ShardError> {
@@ -77,7 +77,8 @@ fn with_edge(router: Router, state: AppState) -> Router {
 
 async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let max_headers = state.config.server.max_header_bytes;
-    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let id_bytes = state.request_ids.next();
+    let request_id = std::str::from_utf8(&id_bytes).unwrap_or("req-");
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -129,7 +130,7 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
             "request done"
         )
     });
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_bytes(&id_bytes) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     response

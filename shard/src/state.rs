@@ -23,6 +23,8 @@ pub type AppState = Arc<Shard>;
 /// Everything a running shard holds.
 pub struct Shard {
     pub config: ShardConfig,
+    /// Request ids (`req-<uuid>`, as the gateway makes them).
+    pub request_ids: keyfed_http::request_id::RequestIds,
     /// Base URL for links (no trailing slash).
     pub public_url: String,
     pub store: Arc<dyn Store>,
@@ -121,6 +123,7 @@ impl Shard {
             http,
             mirror: MirrorProgress::default(),
             failpoints: crate::failpoints::Failpoints::from_env(),
+            request_ids: keyfed_http::request_id::RequestIds::new(),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         if let Some(f) = &shard.federation {

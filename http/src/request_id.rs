@@ -7,10 +7,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The response header carrying the request id, as Keystone names it.
+pub const REQUEST_ID_HEADER: &str = "x-openstack-request-id";
+
 /// Length of a request id: `req-` and a hyphenated UUID.
 pub const REQUEST_ID_LEN: usize = 4 + 36;
 
-/// A source of request ids; one per gateway.
+/// A source of request ids; one per process (shard or gateway).
 #[derive(Debug)]
 pub struct RequestIds {
     key: (u64, u64),
