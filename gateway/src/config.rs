@@ -2,7 +2,6 @@
 //! [`GatewayConfig::validate`] checks them at start-up with messages that
 //! name the offending field.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use keyfed_directory::{EmbeddedConfig, NatsConfig};
@@ -50,51 +49,7 @@ pub struct TrustConfig {
     pub insecure_registry_trust: bool,
 }
 
-/// The public HTTP endpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address to listen on. Default `127.0.0.1:5000`.
-    pub listen: SocketAddr,
-    /// The URL clients reach the gateway at, used in version discovery and
-    /// collection links (no trailing slash). Default: `http://<listen>`.
-    pub public_url: Option<String>,
-    /// Largest request body accepted, in bytes (413 beyond). Default 1 MiB.
-    pub max_body_bytes: usize,
-    /// Largest total size of request headers, in bytes (431 beyond).
-    /// Default 16 KiB: tokens are small, but clients send many headers.
-    pub max_header_bytes: usize,
-    /// How long in-flight requests may run after shutdown is requested, in
-    /// seconds. Default 10.
-    pub shutdown_grace_secs: u64,
-    /// Public TLS (`{ cert, key }`, PEM files, from any CA clients trust).
-    /// Required unless `insecure_plain_http`.
-    pub tls: Option<keyfed_http::tls::TlsFiles>,
-    /// INSECURE: serve plain HTTP. For development and tests on one host
-    /// only (`keyfed dev`). Default false.
-    pub insecure_plain_http: bool,
-    /// How often the TLS files (`tls`, `[internal_tls]`) are read again,
-    /// in seconds: a changed certificate, key or CA is used by the next
-    /// handshakes, open connections stay; files that do not load leave the
-    /// previous ones in service (logged, counted in `/metrics`). `SIGHUP`
-    /// checks at once. 0: only on `SIGHUP`. Default 60.
-    pub tls_reload_secs: u64,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
-            public_url: None,
-            max_body_bytes: 1024 * 1024,
-            max_header_bytes: 16 * 1024,
-            shutdown_grace_secs: 10,
-            tls: None,
-            insecure_plain_http: false,
-            tls_reload_secs: 60,
-        }
-    }
-}
+pub use keyfed_http::ServerConfig;
 
 /// The directory backend: `[directory.nats]` or `[directory.embedded]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,39 +126,22 @@ impl GatewayConfig {
 
     /// The public URL, without a trailing slash.
     pub fn public_url(&self) -> String {
-        match &self.server.public_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => {
-                let scheme = if self.server.tls.is_some() {
-                    "https"
-                } else {
-                    "http"
-                };
-                format!("{scheme}://{}", self.server.listen)
-            }
-        }
+        let scheme = if self.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        self.server.public_url(scheme)
     }
 
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let s = &self.server;
-        if let Some(url) = &s.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid(
-                    "server.public_url",
-                    "must start with http:// or https://",
-                ));
-            }
-        }
-        if s.max_body_bytes < 1024 {
-            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
-        }
+        self.server
+            .validate()
+            .map_err(|e| invalid(e.field, e.problem))?;
         self.admin
             .validate()
             .map_err(|e| invalid(e.field, e.problem))?;
-        if s.max_header_bytes < 1024 {
-            return Err(invalid("server.max_header_bytes", "must be at least 1024"));
-        }
         match (&self.directory.nats, &self.directory.embedded) {
             (Some(n), None) => n.validate().map_err(|e| invalid("directory.nats", e))?,
             (None, Some(e)) => e.validate().map_err(|e| invalid("directory.embedded", e))?,

@@ -51,11 +51,12 @@ impl Default for AdminConfig {
     }
 }
 
-/// An `[admin]` setting that cannot be used: the field and the problem.
+/// A setting that cannot be used (`[admin]`, `[server]`): the field and
+/// the problem.
 #[derive(Debug, thiserror::Error)]
 #[error("config field `{field}`: {problem}")]
-pub struct AdminError {
-    /// The field at fault (`admin.listen`, `admin.tls`).
+pub struct FieldError {
+    /// The field at fault (`admin.listen`, `server.max_body_bytes`).
     pub field: &'static str,
     /// What is wrong with it.
     pub problem: String,
@@ -63,12 +64,12 @@ pub struct AdminError {
 
 impl AdminConfig {
     /// Checks the settings without touching files or sockets.
-    pub fn validate(&self) -> Result<(), AdminError> {
+    pub fn validate(&self) -> Result<(), FieldError> {
         match self.listen {
             Some(addr)
                 if self.tls.is_none() && !addr.ip().is_loopback() && !self.insecure_plain_http =>
             {
-                Err(AdminError {
+                Err(FieldError {
                     field: "admin.listen",
                     problem: format!(
                         "{addr} is not a loopback address: set admin.tls, or \
@@ -90,7 +91,7 @@ impl AdminConfig {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
         grace: std::time::Duration,
         max_buf: usize,
-    ) -> Result<(), AdminError> {
+    ) -> Result<(), FieldError> {
         if let Some((listener, transport)) = self.bind(reloader).await? {
             tokio::spawn(crate::serve_with(
                 app, listener, transport, shutdown, grace, max_buf,
@@ -102,14 +103,14 @@ impl AdminConfig {
     async fn bind(
         &self,
         reloader: &TlsReloader,
-    ) -> Result<Option<(TcpListener, Transport)>, AdminError> {
+    ) -> Result<Option<(TcpListener, Transport)>, FieldError> {
         let Some(addr) = self.listen else {
             return Ok(None);
         };
         let transport = match &self.tls {
             Some(files) => {
                 Transport::tls(reloader.server_config("admin.tls", files).map_err(|e| {
-                    AdminError {
+                    FieldError {
                         field: "admin.tls",
                         problem: e.to_string(),
                     }
@@ -117,7 +118,7 @@ impl AdminConfig {
             }
             None => Transport::Plain,
         };
-        let listener = TcpListener::bind(addr).await.map_err(|e| AdminError {
+        let listener = TcpListener::bind(addr).await.map_err(|e| FieldError {
             field: "admin.listen",
             problem: format!("binding {addr}: {e}"),
         })?;

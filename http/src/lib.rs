@@ -9,9 +9,11 @@
 pub mod admin;
 pub mod error;
 pub mod request_id;
+pub mod server_config;
 pub mod tls;
 
 pub use crate::error::api_response;
+pub use crate::server_config::ServerConfig;
 
 use crate::tls::Transport;
 

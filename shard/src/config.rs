@@ -4,7 +4,6 @@
 
 pub use keyfed_http::tls::{MtlsFiles, TlsFiles};
 use serde::Deserialize;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// A configuration error naming the field at fault.
@@ -153,50 +152,7 @@ fn default_name_audit_interval() -> u64 {
     DEFAULT_NAME_AUDIT_INTERVAL_SECS
 }
 
-/// HTTP listener and request limits.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Address to listen on. Default `127.0.0.1:5000`.
-    pub listen: SocketAddr,
-    /// The URL clients reach this server at, used in `links` and as the
-    /// bootstrap catalog's identity endpoint. Default: `http://<listen>`.
-    pub public_url: Option<String>,
-    /// Largest request body accepted, in bytes. Default 65536.
-    pub max_body_bytes: usize,
-    /// Largest total size of request headers, in bytes. Default 16384.
-    pub max_header_bytes: usize,
-    /// Seconds to let in-flight requests finish on shutdown. Default 10.
-    pub shutdown_grace_secs: u64,
-    /// Public TLS (`{ cert, key }`, PEM files) for a standalone shard's
-    /// listener. A shard serves one listener: TLS, mTLS (`[internal_tls]`)
-    /// or plain HTTP (`insecure_plain_http`) — exactly one must be chosen.
-    pub tls: Option<keyfed_http::tls::TlsFiles>,
-    /// INSECURE: serve (and call peers over) plain HTTP. Only for
-    /// development and tests on one host (`keyfed dev`). Default false.
-    pub insecure_plain_http: bool,
-    /// How often the TLS files (`tls`, `[internal_tls]`) are read again,
-    /// in seconds: a changed certificate, key or CA is used by the next
-    /// handshakes, open connections stay; files that do not load leave the
-    /// previous ones in service (logged, counted in `/metrics`). `SIGHUP`
-    /// checks at once. 0: only on `SIGHUP`. Default 60.
-    pub tls_reload_secs: u64,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
-            public_url: None,
-            max_body_bytes: 64 * 1024,
-            max_header_bytes: 16 * 1024,
-            shutdown_grace_secs: 10,
-            tls: None,
-            insecure_plain_http: false,
-            tls_reload_secs: 60,
-        }
-    }
-}
+pub use keyfed_http::ServerConfig;
 
 /// Who this shard is.
 #[derive(Clone, Debug, Deserialize)]
@@ -423,12 +379,7 @@ impl ShardConfig {
 
     /// The public base URL (no trailing slash).
     pub fn public_url(&self) -> String {
-        self.server
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("{}://{}", self.scheme(), self.server.listen))
-            .trim_end_matches('/')
-            .to_owned()
+        self.server.public_url(self.scheme())
     }
 
     /// Checks every value; the error names the field.
@@ -445,17 +396,9 @@ impl ShardConfig {
                 "1-64 characters of letters, digits, '-' or '_'",
             ));
         }
-        if let Some(url) = &self.server.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(invalid(
-                    "server.public_url",
-                    "must start with http:// or https://",
-                ));
-            }
-        }
-        if self.server.max_body_bytes < 1024 {
-            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
-        }
+        self.server
+            .validate()
+            .map_err(|e| invalid(e.field, e.problem))?;
         self.admin
             .validate()
             .map_err(|e| invalid(e.field, e.problem))?;
@@ -465,9 +408,6 @@ impl ShardConfig {
                 "a federated shard must serve /healthz and /readyz at its member URL \
                  (gateways probe them there)",
             ));
-        }
-        if self.server.max_header_bytes < 4096 {
-            return Err(invalid("server.max_header_bytes", "must be at least 4096"));
         }
         if self.storage.kind == StorageKind::Postgres && self.storage.url.is_empty() {
             return Err(invalid("storage.url", "required for the postgres store"));

@@ -231,7 +231,7 @@ async fn bad_input_gets_keystone_errors() {
     );
     let huge = format!(
         r#"{{"project": {{"name": "x", "description": "{}"}}}}"#,
-        "a".repeat(70_000)
+        "a".repeat(keyfed_http::server_config::DEFAULT_MAX_BODY_BYTES + 1)
     );
     let req = Request::post("/v3/projects")
         .header("x-auth-token", &token)

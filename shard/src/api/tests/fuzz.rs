@@ -463,7 +463,7 @@ async fn fuzz_findings_are_keystone_errors() {
         let case = Case {
             method,
             path,
-            body: vec![b' '; 70_000],
+            body: vec![b' '; keyfed_http::server_config::DEFAULT_MAX_BODY_BYTES + 1],
             content_type: Some("application/json"),
             token: Some(token.clone()),
         };
