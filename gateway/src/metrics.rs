@@ -4,29 +4,13 @@
 //! revision applied per followed bucket. Cache and revision values are read
 //! from their owners at scrape time.
 
-use prometheus_client::encoding::text::encode;
+use keyfed_http::metrics::{saturating_i64, EdgeMetrics};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
 
 use keyfed_federation::{BucketRevision, CacheStats, LookupStats};
-
-/// Labels of a request. Routes and methods are static strings (route
-/// templates, never ids), so counting a request allocates nothing.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    route: &'static str,
-    method: &'static str,
-    status: u16,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    route: &'static str,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShardLabels {
@@ -40,9 +24,7 @@ struct BucketLabels {
 
 /// The gateway's metrics.
 pub struct Metrics {
-    registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram>,
+    edge: EdgeMetrics,
     upstream_requests: Family<ShardLabels, Counter>,
     upstream_errors: Family<ShardLabels, Counter>,
     cache_hits: Gauge,
@@ -72,28 +54,17 @@ impl Default for Metrics {
 impl Metrics {
     /// [`Metrics::new`] and the TLS reload counters of `tls`.
     pub fn with_tls(tls: &keyfed_http::tls::TlsReloader) -> Self {
-        let mut metrics = Self::new();
-        tls.register_metrics(&mut metrics.registry);
-        metrics
+        Self::build(Some(tls))
     }
 
     /// Registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("keyfed_gateway");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "HTTP requests by route, method and status",
-            requests.clone(),
-        );
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
-        });
-        registry.register(
-            "request_duration_seconds",
-            "Request latency by route",
-            latency.clone(),
-        );
+        Self::build(None)
+    }
+
+    fn build(tls: Option<&keyfed_http::tls::TlsReloader>) -> Self {
+        let mut edge = EdgeMetrics::new("keyfed_gateway", tls);
+        let registry = edge.registry_mut();
         let upstream_requests = Family::<ShardLabels, Counter>::default();
         registry.register(
             "upstream_requests",
@@ -167,13 +138,11 @@ impl Metrics {
             upstream_shed.clone(),
         );
         Self {
-            registry,
+            edge,
             directory_entries_refused,
             member_down,
             member_down_transitions,
             upstream_shed,
-            requests,
-            latency,
             upstream_requests,
             upstream_errors,
             cache_hits,
@@ -188,16 +157,7 @@ impl Metrics {
     /// Counts one finished request. `route` is a route template and
     /// `method` a [`method_label`].
     pub fn request(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route,
-                method,
-                status,
-            })
-            .inc();
-        self.latency
-            .get_or_create(&RouteLabels { route })
-            .observe(seconds);
+        self.edge.request(route.into(), method, status, seconds);
     }
 
     /// Counts one request sent to `shard`.
@@ -269,32 +229,8 @@ impl Metrics {
                 })
                 .set(saturating_i64(r.revision));
         }
-        let mut out = String::new();
-        if let Err(e) = encode(&mut out, &self.registry) {
-            tracing::error!(error = %e, "encoding metrics failed");
-        }
-        out
+        self.edge.render()
     }
 }
 
-/// The metrics label of a method: its name for the standard ones, `other`
-/// for extension methods (so clients cannot mint label values).
-pub fn method_label(method: &http::Method) -> &'static str {
-    use http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::CONNECT => "CONNECT",
-        _ => "other",
-    }
-}
-
-fn saturating_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
+pub use keyfed_http::metrics::method_label;

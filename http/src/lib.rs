@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod metrics;
 pub mod request_id;
 pub mod server_config;
 pub mod tls;

@@ -4,25 +4,12 @@
 //! federated — the directory revision applied per bucket and the number of
 //! federation revocation subjects held.
 
-use prometheus_client::encoding::text::encode;
+use axum::http::Method;
+use keyfed_http::metrics::{method_label, saturating_i64, EdgeMetrics, RouteLabel};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    route: String,
-    method: String,
-    status: u16,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    route: String,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -36,9 +23,7 @@ struct BucketLabels {
 
 /// The shard's metrics.
 pub struct Metrics {
-    registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram>,
+    edge: EdgeMetrics,
     store_errors: Counter,
     validations: Family<OutcomeLabels, Counter>,
     directory_revision: Family<BucketLabels, Gauge>,
@@ -61,28 +46,17 @@ impl Default for Metrics {
 impl Metrics {
     /// [`Metrics::new`] and the TLS reload counters of `tls`.
     pub fn with_tls(tls: &keyfed_http::tls::TlsReloader) -> Self {
-        let mut metrics = Self::new();
-        tls.register_metrics(&mut metrics.registry);
-        metrics
+        Self::build(Some(tls))
     }
 
     /// Registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("keyfed_shard");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "HTTP requests by route, method and status",
-            requests.clone(),
-        );
-        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
-        });
-        registry.register(
-            "request_duration_seconds",
-            "Request latency by route",
-            latency.clone(),
-        );
+        Self::build(None)
+    }
+
+    fn build(tls: Option<&keyfed_http::tls::TlsReloader>) -> Self {
+        let mut edge = EdgeMetrics::new("keyfed_shard", tls);
+        let registry = edge.registry_mut();
         let store_errors = Counter::default();
         registry.register(
             "store_errors",
@@ -120,11 +94,9 @@ impl Metrics {
             name_repairs.clone(),
         );
         Self {
-            registry,
+            edge,
             directory_entries_refused,
             name_repairs,
-            requests,
-            latency,
             store_errors,
             validations,
             directory_revision,
@@ -133,19 +105,9 @@ impl Metrics {
     }
 
     /// Records one finished request.
-    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: route.to_owned(),
-                method: method.to_owned(),
-                status,
-            })
-            .inc();
-        self.latency
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
-            .observe(seconds);
+    pub fn request(&self, route: RouteLabel, method: &Method, status: u16, seconds: f64) {
+        self.edge
+            .request(route, method_label(method), status, seconds);
     }
 
     /// Records a repair of the names index (see `federation::names`).
@@ -171,7 +133,7 @@ impl Metrics {
     pub fn set_directory_revision(&self, bucket: &'static str, revision: u64) {
         self.directory_revision
             .get_or_create(&BucketLabels { bucket })
-            .set(i64::try_from(revision).unwrap_or(i64::MAX));
+            .set(saturating_i64(revision));
     }
 
     /// Sets the number of federation revocation subjects held.
@@ -182,17 +144,12 @@ impl Metrics {
 
     /// Sets the number of directory entries refused so far.
     pub fn set_directory_entries_refused(&self, n: u64) {
-        self.directory_entries_refused
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.directory_entries_refused.set(saturating_i64(n));
     }
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        self.edge.render()
     }
 }
 
@@ -203,7 +160,7 @@ mod tests {
     #[test]
     fn renders_recorded_values() {
         let m = Metrics::new();
-        m.request("/v3/projects/{id}", "GET", 200, 0.001);
+        m.request("/v3/projects/{id}".into(), &Method::GET, 200, 0.001);
         m.validation("valid");
         m.set_directory_revision("members", 7);
         let text = m.render();

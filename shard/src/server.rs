@@ -79,11 +79,10 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     let max_headers = state.config.server.max_header_bytes;
     let id_bytes = state.request_ids.next();
     let request_id = std::str::from_utf8(&id_bytes).unwrap_or("req-");
-    let route = req
+    let route: std::borrow::Cow<'static, str> = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_owned();
+        .map_or("unmatched".into(), |p| p.as_str().to_owned().into());
     let method = req.method().clone();
     let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %request_id);
     let started = Instant::now();
@@ -115,8 +114,8 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     };
     let elapsed = started.elapsed();
     state.metrics.request(
-        &route,
-        method.as_str(),
+        route,
+        &method,
         response.status().as_u16(),
         elapsed.as_secs_f64(),
     );
