@@ -223,6 +223,10 @@ impl Attestations {
     }
 }
 
+/// The header carrying an admin call token (`keyfed status`, `retire`,
+/// activation's tenant count) on the internal routes.
+pub const ADMIN_TOKEN_HEADER: &str = "x-keyfed-admin-token";
+
 /// The header on a create a gateway sends to another member than the
 /// entity's ring owner because that owner is down: its value names the
 /// owner. The member pins the new entity to itself and creates it.

@@ -18,7 +18,7 @@ use keyfed_pki::MemberKind;
 use keyfed_tests::tls::{client, now, start, Pki};
 use serde_json::{json, Value};
 
-const ADMIN_TOKEN_HEADER: &str = "x-keyfed-admin-token";
+use keyfed_shared::federation::ADMIN_TOKEN_HEADER;
 
 /// A join request for `shard_id` with a CSR that is not one.
 fn join_body(shard_id: &str, token: &str) -> Value {

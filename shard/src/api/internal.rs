@@ -62,8 +62,7 @@ use crate::state::AppState;
 /// The `Retry-After` of a join refused while another shard joins.
 pub const JOIN_RETRY_AFTER_SECS: u64 = 2;
 
-/// The header carrying an admin call token.
-pub const ADMIN_TOKEN_HEADER: &str = "x-keyfed-admin-token";
+pub use keyfed_shared::federation::ADMIN_TOKEN_HEADER;
 
 /// The join route alone, for an issuer's join listener (`[trust]
 /// join_listen`: server-only TLS, as a joiner has no client certificate

@@ -39,7 +39,7 @@ use tokio::sync::watch;
 
 use super::joining::{pin, PinError};
 use super::record::activate;
-use crate::api::internal::ADMIN_TOKEN_HEADER;
+use keyfed_shared::federation::ADMIN_TOKEN_HEADER;
 
 /// How long the admin call token used for the listings lives.
 const LISTING_TOKEN_SECS: i64 = 300;

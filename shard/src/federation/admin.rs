@@ -29,7 +29,7 @@ use keyfed_shared::time::now_micros;
 
 use super::activation::{list, Tenants};
 use super::record::{set_status, StatusError};
-use crate::api::internal::ADMIN_TOKEN_HEADER;
+use keyfed_shared::federation::ADMIN_TOKEN_HEADER;
 
 /// How long the admin call token of one operation lives.
 const TOKEN_SECS: i64 = 300;
