@@ -12,7 +12,7 @@ use keyfed_shared::auth::{
 use keyfed_shared::error::{ApiError, ErrorKind};
 use keyfed_shared::federation::name_key;
 use keyfed_shared::ids::{DomainId, ProjectId, ShardId, UserId};
-use keyfed_shared::policy::{self, Credentials, Operation, Target};
+use keyfed_shared::policy;
 use keyfed_shared::token::{self, Claims};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -51,25 +51,6 @@ async fn caller_token(state: &Gateway, req: &Incoming) -> Result<Valid> {
         .map_err(|_| unauthorized())
 }
 
-/// Whether `caller` may validate (`GET`) or check (`HEAD`) a token of
-/// `subject`: Keystone's default policy, the one shards apply.
-fn may_validate(state: &Gateway, caller: &Claims, subject: &Claims, method: &Method) -> bool {
-    // The hot path: a token validating itself (services and clients do
-    // this on every request). Both rules accept the token's own user on
-    // every scope (`token_subject`), whatever its roles, so the caller's
-    // roles need not be worked out (pinned by the policy's unit tests).
-    if caller.user_id == subject.user_id {
-        return true;
-    }
-    let op = if *method == Method::HEAD {
-        Operation::CheckToken
-    } else {
-        Operation::ValidateToken
-    };
-    let creds = Credentials::from_claims(caller, &state.view.global());
-    policy::authorize(&creds, op, &Target::token(subject.user_id.clone()))
-}
-
 /// `GET`/`HEAD /v3/auth/tokens`.
 pub async fn validate(state: &Gateway, req: &Incoming) -> Result<Response> {
     let caller = caller_token(state, req).await?;
@@ -90,7 +71,12 @@ pub async fn validate(state: &Gateway, req: &Incoming) -> Result<Response> {
             .map_err(|_| token_not_found())?
     };
     let (caller, claims) = (caller.claims(), valid.claims());
-    if !may_validate(state, caller, claims, &req.method) {
+    if !policy::may_check_token(
+        caller,
+        claims,
+        req.method == Method::HEAD,
+        &state.view.global(),
+    ) {
         return Err(GatewayError::Api(ApiError::forbidden()));
     }
     let mut response = if req.method == Method::HEAD {

@@ -301,12 +301,10 @@ async fn validate(
         .validate(subject, allow_expired)
         .await
         .map_err(|_| token_not_found())?;
-    let op = if method == Method::HEAD {
-        Operation::CheckToken
-    } else {
-        Operation::ValidateToken
-    };
-    caller.authorize(op, &policy::Target::token(claims.user_id.clone()))?;
+    let head = method == Method::HEAD;
+    if !policy::may_check_token(&caller.claims, &claims, head, &state.global()) {
+        return Err(ApiError::forbidden().into());
+    }
     let with_catalog = query_flag(&query, "nocatalog") != Some(true);
     let mut response = (
         [(

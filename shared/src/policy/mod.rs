@@ -332,6 +332,28 @@ fn is_owner(c: &Credentials<'_>, user: Option<&UserId>) -> bool {
     user == Some(c.user_id)
 }
 
+/// Whether `caller` may validate (`GET`, `head` false) or check (`HEAD`)
+/// a token of `subject`: Keystone's `identity:validate_token` and
+/// `identity:check_token`, one rule for shards and gateways. A token
+/// validating itself — what services and clients do on every request —
+/// passes at once: both rules accept the token's own user on every scope,
+/// whatever its roles, so they need not be worked out.
+pub fn may_check_token(caller: &Claims, subject: &Claims, head: bool, global: &GlobalData) -> bool {
+    if caller.user_id == subject.user_id {
+        return true;
+    }
+    let op = if head {
+        Operation::CheckToken
+    } else {
+        Operation::ValidateToken
+    };
+    authorize(
+        &Credentials::from_claims(caller, global),
+        op,
+        &Target::token(subject.user_id.clone()),
+    )
+}
+
 /// Whether `caller` may perform `op` on `target`.
 pub fn authorize(caller: &Credentials<'_>, op: Operation, target: &Target) -> bool {
     use Operation::*;
