@@ -44,4 +44,6 @@ pub enum ShardError {
     Io(#[from] std::io::Error),
     #[error("federation: {0}")]
     Federation(String),
+    #[error("tls: {0}")]
+    Tls(String),
 }

@@ -71,7 +71,7 @@ impl Shard {
         config: ShardConfig,
         store: Arc<dyn Store>,
         directory: Option<Arc<dyn keyfed_directory::Directory>>,
-    ) -> Result<AppState> {
+    ) -> Result<AppState, crate::ShardError> {
         let key_base = &config.tokens.signing_key_file;
         let cert_base = config.trust.certificate_path(key_base);
         let serial = keyring::current_serial(key_base, &cert_base);
@@ -98,12 +98,11 @@ impl Shard {
                         &keyring::serial_path(&cert_base, serial),
                         now_secs,
                     )
-                    .map_err(|e| crate::error::Error::Internal(e.to_string()))?,
+                    .map_err(|e| crate::ShardError::Federation(e.to_string()))?,
                     events.clone(),
                     &config.tokens.validator(),
                 )
-                .await
-                .map_err(|e| crate::error::Error::Internal(e.to_string()))?,
+                .await?,
             ),
             None => None,
         };
@@ -235,15 +234,18 @@ impl Shard {
 /// The client for calls to peers: with `[internal_tls]` it presents this
 /// shard's certificate and trusts only the federation CA; otherwise plain
 /// HTTP (which the config chose explicitly).
-fn peer_client(config: &ShardConfig, reloader: &TlsReloader) -> Result<reqwest::Client> {
+fn peer_client(
+    config: &ShardConfig,
+    reloader: &TlsReloader,
+) -> Result<reqwest::Client, crate::ShardError> {
     let mut builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(2));
     if let Some(files) = &config.internal_tls {
         let tls = reloader
             .member_client_config("internal_tls", files, crate::federation::peer_is_a_shard())
-            .map_err(|e| crate::error::Error::Internal(format!("internal_tls: {e}")))?;
+            .map_err(|e| crate::ShardError::Tls(format!("internal_tls: {e}")))?;
         builder = builder.use_preconfigured_tls(tls);
     }
     builder
         .build()
-        .map_err(|e| crate::error::Error::Internal(format!("http client: {e}")))
+        .map_err(|e| crate::ShardError::Tls(format!("the peer client: {e}")))
 }
