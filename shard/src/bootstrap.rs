@@ -198,7 +198,7 @@ async fn global_standalone(shard: &Shard, config: &BootstrapConfig) -> Result<Ro
 async fn create_if_absent(shard: &Shard, entity: GlobalEntity) -> Result<()> {
     match shard.create_global_now(entity).await {
         Ok(()) => Ok(()),
-        Err(Error::Api(e)) if e.kind == keyfed_shared::error::ErrorKind::Conflict => Ok(()),
+        Err(e) if e.to_api().kind == keyfed_shared::error::ErrorKind::Conflict => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -212,7 +212,7 @@ async fn federated_role(shard: &Shard, name: &str) -> Result<RoleId> {
         .directory
         .kv(Bucket::Names);
     for _ in 0..3 {
-        let found = names.get(&name_key::role(name)).await.map_err(dir_err)?;
+        let found = names.get(&name_key::role(name)).await?;
         if let Some(entry) = found {
             return Ok(RoleId::new(
                 String::from_utf8_lossy(&entry.value).into_owned(),
@@ -229,10 +229,6 @@ async fn federated_role(shard: &Shard, name: &str) -> Result<RoleId> {
     Err(Error::Internal(format!(
         "cannot settle the id of role {name}"
     )))
-}
-
-fn dir_err(e: DirectoryError) -> Error {
-    Error::Internal(format!("directory: {e}"))
 }
 
 /// A fixed id for a bootstrap catalog entry, so every member names it alike.
@@ -316,10 +312,10 @@ async fn reserve(shard: &Shard, key: &str, id: &str) -> Result<bool> {
     match names.create(key, Bytes::from(id.to_owned())).await {
         Ok(_) => Ok(true),
         Err(DirectoryError::AlreadyExists) => {
-            let held = names.get(key).await.map_err(dir_err)?;
+            let held = names.get(key).await?;
             Ok(held.is_some_and(|e| e.value.as_ref() == id.as_bytes()))
         }
-        Err(e) => Err(dir_err(e)),
+        Err(e) => Err(Error::Directory(e)),
     }
 }
 
@@ -328,8 +324,7 @@ async fn pin(shard: &Shard, key: String) -> Result<()> {
         f.directory
             .kv(Bucket::Pins)
             .put(&key, Bytes::from(shard.config.shard.id.clone()))
-            .await
-            .map_err(dir_err)?;
+            .await?;
     }
     Ok(())
 }

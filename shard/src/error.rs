@@ -3,7 +3,8 @@
 
 use crate::store::StoreError;
 use axum::response::{IntoResponse, Response};
-use keyfed_shared::error::ApiError;
+use keyfed_directory::DirectoryError;
+use keyfed_shared::error::{ApiError, ErrorKind};
 use keyfed_shared::token::TokenError;
 
 /// Anything a handler can fail with.
@@ -18,6 +19,9 @@ pub enum Error {
     /// A token was rejected.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The federation directory failed or refused a write.
+    #[error("directory: {0}")]
+    Directory(#[from] DirectoryError),
     /// A fault of ours (a panic-free "cannot happen"), logged, answered 500.
     #[error("internal: {0}")]
     Internal(String),
@@ -44,6 +48,21 @@ impl Error {
                 ApiError::unavailable("The identity store is temporarily unavailable.")
             }
             Error::Token(_) => ApiError::unauthorized(),
+            Error::Directory(DirectoryError::AlreadyExists) => ApiError::conflict(
+                "Conflict occurred attempting to store the entity: it already exists.",
+            ),
+            Error::Directory(DirectoryError::WrongRevision) => {
+                ApiError::conflict("The entity changed concurrently; retry the request.")
+            }
+            Error::Directory(DirectoryError::NotFound) => {
+                ApiError::new(ErrorKind::NotFound, "The entity no longer exists.")
+            }
+            Error::Directory(DirectoryError::Invalid(m)) => {
+                ApiError::validation(format!("Invalid request: {m}"))
+            }
+            Error::Directory(DirectoryError::Unavailable(_)) => ApiError::unavailable(
+                "The federation directory is temporarily unavailable; retry later.",
+            ),
             Error::Internal(_) => ApiError::internal(),
         }
     }
@@ -57,6 +76,7 @@ impl IntoResponse for Error {
                 tracing::error!(error = %detail, "store backend failure")
             }
             Error::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+            Error::Directory(e) => tracing::warn!(error = %e, "directory call failed"),
             Error::Token(e) => tracing::debug!(error = %e, "token rejected"),
             _ => {
                 tracing::debug!(status = api.kind.status(), message = %api.message, "request refused")

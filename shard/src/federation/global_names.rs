@@ -43,10 +43,6 @@ pub struct GlobalNamesReport {
     pub suspected: usize,
 }
 
-fn directory(e: DirectoryError) -> Error {
-    Error::Internal(format!("names index: {e}"))
-}
-
 /// Whether this shard is the one that audits domain and role names.
 fn audits_global_names(shard: &Shard) -> bool {
     let Some(f) = shard.federation.as_deref() else {
@@ -76,7 +72,7 @@ pub async fn audit(shard: &Shard, previous: &mut Orphans) -> Result<GlobalNamesR
     // name already, so nothing written meanwhile looks orphaned.
     let mut held: HashMap<String, (String, u64)> = HashMap::new();
     for prefix in ["domain/", "role/"] {
-        for (key, entry) in names.snapshot(prefix).await.map_err(directory)?.entries {
+        for (key, entry) in names.snapshot(prefix).await?.entries {
             let holder = String::from_utf8_lossy(&entry.value).into_owned();
             held.insert(key, (holder, entry.revision));
         }
@@ -84,7 +80,7 @@ pub async fn audit(shard: &Shard, previous: &mut Orphans) -> Result<GlobalNamesR
     let global = f.directory.kv(Bucket::Global);
     let mut entities: HashMap<String, String> = HashMap::new();
     for prefix in ["domain/", "role/"] {
-        for (key, entry) in global.snapshot(prefix).await.map_err(directory)?.entries {
+        for (key, entry) in global.snapshot(prefix).await?.entries {
             let Ok(entity) = GlobalEntity::decode(&key, &entry.value) else {
                 continue;
             };
@@ -105,7 +101,7 @@ pub async fn audit(shard: &Shard, previous: &mut Orphans) -> Result<GlobalNamesR
                 tracing::warn!(%key, %id, "name reservation restored");
             }
             Err(DirectoryError::AlreadyExists) => {}
-            Err(e) => return Err(directory(e)),
+            Err(e) => return Err(Error::Directory(e)),
         }
     }
     let mut orphans = Orphans::new();
@@ -125,7 +121,7 @@ pub async fn audit(shard: &Shard, previous: &mut Orphans) -> Result<GlobalNamesR
                 tracing::warn!(%key, %holder, "orphaned name reservation released");
             }
             Err(DirectoryError::WrongRevision | DirectoryError::NotFound) => {}
-            Err(e) => return Err(directory(e)),
+            Err(e) => return Err(Error::Directory(e)),
         }
     }
     *previous = orphans;

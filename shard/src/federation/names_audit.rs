@@ -92,10 +92,6 @@ async fn own_names(shard: &Shard) -> Result<Vec<Name>> {
     Ok(names)
 }
 
-fn directory(e: DirectoryError) -> Error {
-    Error::Internal(format!("names index: {e}"))
-}
-
 /// One audit; see the module doc.
 pub async fn audit(shard: &Shard) -> Result<AuditReport> {
     let Some(f) = shard.federation.as_deref() else {
@@ -104,7 +100,7 @@ pub async fn audit(shard: &Shard) -> Result<AuditReport> {
     let names = f.directory.kv(Bucket::Names);
     let mut held: HashMap<String, String> = HashMap::new();
     for prefix in ["project/", "user/"] {
-        for (key, entry) in names.snapshot(prefix).await.map_err(directory)?.entries {
+        for (key, entry) in names.snapshot(prefix).await?.entries {
             held.insert(key, String::from_utf8_lossy(&entry.value).into_owned());
         }
     }
@@ -136,7 +132,7 @@ pub async fn audit(shard: &Shard) -> Result<AuditReport> {
                         tracing::warn!(key = %name.key, id = %name.id, "name reservation restored");
                     }
                     Err(DirectoryError::AlreadyExists) => {}
-                    Err(e) => return Err(directory(e)),
+                    Err(e) => return Err(Error::Directory(e)),
                 }
             }
         }

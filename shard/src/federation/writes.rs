@@ -19,31 +19,6 @@ use std::time::Duration;
 /// How long a writer waits for its write to reach the local mirror.
 const MIRROR_WAIT: Duration = Duration::from_secs(5);
 
-fn directory_error(e: DirectoryError) -> Error {
-    match e {
-        DirectoryError::AlreadyExists => ApiError::conflict(
-            "Conflict occurred attempting to store the entity: it already exists.",
-        )
-        .into(),
-        DirectoryError::WrongRevision => {
-            ApiError::conflict("The entity changed concurrently; retry the request.").into()
-        }
-        DirectoryError::NotFound => ApiError::new(
-            keyfed_shared::error::ErrorKind::NotFound,
-            "The entity no longer exists.",
-        )
-        .into(),
-        DirectoryError::Invalid(m) => ApiError::validation(format!("Invalid request: {m}")).into(),
-        DirectoryError::Unavailable(m) => {
-            tracing::warn!(error = %m, "directory unavailable for a global write");
-            ApiError::unavailable(
-                "The federation directory is temporarily unavailable; retry later.",
-            )
-            .into()
-        }
-    }
-}
-
 /// The names-index key an entity's name is reserved under, if any.
 pub(super) fn reserved_name(e: &GlobalEntity) -> Option<String> {
     match e {
@@ -159,7 +134,7 @@ impl Shard {
                     DirectoryError::AlreadyExists => Error::Api(ApiError::conflict(
                         "Conflict occurred attempting to store the entity: the name is taken.",
                     )),
-                    other => directory_error(other),
+                    other => Error::Directory(other),
                 })?;
             self.failpoints.hit("global.reserved", k).await;
         }
@@ -181,7 +156,7 @@ impl Shard {
                         tracing::error!(error = %release, key = %k, "releasing a name reservation failed");
                     }
                 }
-                Err(directory_error(e))
+                Err(Error::Directory(e))
             }
         }
     }
@@ -200,12 +175,7 @@ impl Shard {
         let Some(f) = &self.federation else {
             return Ok(());
         };
-        let held = f
-            .directory
-            .kv(Bucket::Names)
-            .get(key)
-            .await
-            .map_err(directory_error)?;
+        let held = f.directory.kv(Bucket::Names).get(key).await?;
         if held.is_some_and(|h| h.value.as_ref() == id_of(entity).as_bytes()) {
             return Ok(());
         }
@@ -213,8 +183,7 @@ impl Shard {
         f.directory
             .kv(Bucket::Global)
             .delete(&entity.key(), Some(revision))
-            .await
-            .map_err(directory_error)?;
+            .await?;
         Err(ApiError::conflict(
             "Conflict occurred attempting to store the entity: the name is taken.",
         )
@@ -238,7 +207,7 @@ impl Shard {
         };
         let global = f.directory.kv(Bucket::Global);
         let key = entity.key();
-        let Some(current) = global.get(&key).await.map_err(directory_error)? else {
+        let Some(current) = global.get(&key).await? else {
             return Ok(false);
         };
         let old = GlobalEntity::decode(&key, &current.value)
@@ -255,7 +224,7 @@ impl Shard {
                         DirectoryError::AlreadyExists => Error::Api(ApiError::conflict(
                             "Conflict occurred attempting to store the entity: the name is taken.",
                         )),
-                        other => directory_error(other),
+                        other => Error::Directory(other),
                     })?;
             }
         }
@@ -278,7 +247,7 @@ impl Shard {
                         let _ = names.delete(k, None).await;
                     }
                 }
-                Err(directory_error(e))
+                Err(Error::Directory(e))
             }
         }
     }
@@ -328,16 +297,13 @@ impl Shard {
         }
         let global = f.directory.kv(Bucket::Global);
         for key in dependents {
-            global.delete(&key, None).await.map_err(directory_error)?;
+            global.delete(&key, None).await?;
         }
         let key = entity.key();
-        let Some(current) = global.get(&key).await.map_err(directory_error)? else {
+        let Some(current) = global.get(&key).await? else {
             return Ok(false);
         };
-        let revision = global
-            .delete(&key, Some(current.revision))
-            .await
-            .map_err(directory_error)?;
+        let revision = global.delete(&key, Some(current.revision)).await?;
         if let Ok(old) = GlobalEntity::decode(&key, &current.value) {
             if let Some(k) = reserved_name(&old) {
                 let _ = f.directory.kv(Bucket::Names).delete(&k, None).await;
