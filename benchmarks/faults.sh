@@ -130,13 +130,12 @@ hung_reads() {
     local loadgen="${LOADGEN:-$ROOT/target/release/loadgen}" pid
     start_federation
     local run=("$loadgen" --url "http://127.0.0.1:$BASE" --scenario project-get
-        --projects 16 --concurrency 16 --duration 10 --warmup 2)
+        --projects 16 --concurrency 16 --duration 10)
     echo "== baseline: every shard serving"
-    OS_PASSWORD="$OS_PASSWORD" "${run[@]}"
+    OS_PASSWORD="$OS_PASSWORD" "${run[@]}" --warmup 2
     pid="$(pid_of "shard --config $WORK/shard-1.toml")"
     echo "== shard-1 stopped (SIGSTOP) 1 s into a 7 s warm-up (set-up done, down detected)"
-    run[${#run[@]}-1]=7
-    OS_PASSWORD="$OS_PASSWORD" "${run[@]}" &
+    OS_PASSWORD="$OS_PASSWORD" "${run[@]}" --warmup 7 &
     local load=$!
     sleep 1
     kill -STOP "$pid"

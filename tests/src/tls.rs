@@ -112,7 +112,8 @@ pub fn client_seeing(ca: &Path, identity: Option<&MtlsFiles>) -> anyhow::Result<
     Ok(client_builder(ca, identity)?.tls_info(true).build()?)
 }
 
-fn client_builder(
+/// The builder of [`client`] (10 s timeout), for other settings.
+pub fn client_builder(
     ca: &Path,
     identity: Option<&MtlsFiles>,
 ) -> anyhow::Result<reqwest::ClientBuilder> {

@@ -29,7 +29,7 @@ use keyfed_pki::MemberKind;
 use keyfed_shared::time::now_micros;
 use keyfed_shared::token::{self, Signer};
 use keyfed_tests::cluster::Cluster;
-use keyfed_tests::tls::client;
+use keyfed_tests::tls::{client, client_seeing, served_by};
 use keyfed_tests::Gateways;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -70,26 +70,10 @@ async fn attacks_at_the_edge_fail() {
 /// The certificate shard-1's listener presents to a new connection.
 async fn served_certificate(f: &Cluster) -> Vec<u8> {
     let files = f.member_tls(MemberKind::Gateway, "harness").unwrap();
-    let mut pem = std::fs::read(&files.cert).unwrap();
-    pem.extend(std::fs::read(&files.key).unwrap());
-    let http = reqwest::Client::builder()
-        .tls_info(true)
-        .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(&files.ca).unwrap()).unwrap(),
-        )
-        .identity(reqwest::Identity::from_pem(&pem).unwrap())
-        .build()
-        .unwrap();
-    let r = http
-        .get(format!("{}/v3", f.shards[1].url))
-        .send()
+    let http = client_seeing(&files.ca, Some(&files)).unwrap();
+    served_by(&http, &format!("{}/v3", f.shards[1].url))
         .await
-        .unwrap();
-    r.extensions()
-        .get::<reqwest::tls::TlsInfo>()
-        .and_then(|t| t.peer_certificate())
         .unwrap()
-        .to_vec()
 }
 
 /// Renewing a certificate needs no restart: new files and a SIGHUP (the

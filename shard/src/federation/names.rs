@@ -166,15 +166,6 @@ pub struct ReclaimAnswer {
     pub outcome: Reclaim,
 }
 
-fn unavailable() -> Error {
-    ApiError::unavailable("The federation directory is unavailable; retry later.").into()
-}
-
-fn directory_error(e: DirectoryError) -> Error {
-    tracing::warn!(error = %e, "names index unavailable");
-    unavailable()
-}
-
 impl Shard {
     fn names_of(&self) -> Option<(&Federated, Arc<dyn Kv>)> {
         let f = self.federation.as_deref()?;
@@ -273,9 +264,9 @@ impl Shard {
             match names.create(&name.key, Bytes::from(name.id.clone())).await {
                 Ok(_) => return Ok(()),
                 Err(DirectoryError::AlreadyExists) => {}
-                Err(e) => return Err(directory_error(e)),
+                Err(e) => return Err(Error::Directory(e)),
             }
-            let Some(held) = names.get(&name.key).await.map_err(directory_error)? else {
+            let Some(held) = names.get(&name.key).await? else {
                 continue;
             };
             let holder = String::from_utf8_lossy(&held.value).into_owned();
@@ -359,7 +350,7 @@ impl Shard {
         if !self.pinned_here_or_unpinned(f, kind, holder).await? {
             return Ok(Reclaim::NotOwner);
         }
-        let Some(entry) = names.get(key).await.map_err(directory_error)? else {
+        let Some(entry) = names.get(key).await? else {
             return Ok(Reclaim::Released);
         };
         if entry.value.as_ref() != holder.as_bytes() {
@@ -373,7 +364,7 @@ impl Shard {
                 Ok(Reclaim::Released)
             }
             Err(DirectoryError::WrongRevision | DirectoryError::NotFound) => Ok(Reclaim::Busy),
-            Err(e) => Err(directory_error(e)),
+            Err(e) => Err(Error::Directory(e)),
         }
     }
 
@@ -393,8 +384,7 @@ impl Shard {
             .directory
             .kv(keyfed_directory::Bucket::Pins)
             .get(&key)
-            .await
-            .map_err(directory_error)?;
+            .await?;
         Ok(pin.is_none_or(|p| p.value.as_ref() == self.config.shard.id.as_bytes()))
     }
 

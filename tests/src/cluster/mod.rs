@@ -96,18 +96,6 @@ fn mtls_section(files: &MtlsFiles) -> String {
     )
 }
 
-/// `builder` presenting `files`' certificate and trusting their CA.
-fn with_identity(
-    builder: reqwest::ClientBuilder,
-    files: &MtlsFiles,
-) -> anyhow::Result<reqwest::ClientBuilder> {
-    let mut pem = std::fs::read(&files.cert)?;
-    pem.extend(std::fs::read(&files.key)?);
-    Ok(builder
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&files.ca)?)?)
-        .identity(reqwest::Identity::from_pem(&pem)?))
-}
-
 fn toml_str(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('"');
@@ -308,10 +296,13 @@ impl Cluster {
             )?,
         };
         let trust = Trust::Ca(Arc::new(pki.ca.cert().clone()));
-        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
-        if spec.internal_mtls {
-            http = with_identity(http, &pki.member(MemberKind::Gateway, "harness")?)?;
+        let http = if spec.internal_mtls {
+            let harness = pki.member(MemberKind::Gateway, "harness")?;
+            crate::tls::client_builder(&harness.ca, Some(&harness))?
+        } else {
+            reqwest::Client::builder()
         }
+        .timeout(Duration::from_secs(30));
         let mut cluster = Self {
             shards: Vec::new(),
             gateways: Vec::new(),
